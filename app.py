@@ -1,0 +1,65 @@
+"""sentiment-api: create_app() builds the service; `python app.py` serves it.
+
+Where a request goes:
+  GET  /health                     sentiment/health.py  (no authentication)
+  POST /predict, /feedback         sentiment/api.py     (JSON, Basic auth)
+  GET  /predictions                sentiment/api.py
+  GET  /, POST /, /p/<id>[...]     sentiment/web.py     (the page, Basic auth)
+Each view calls sentiment/service.py, which uses the model in memory
+(sentiment/model.py) and the database (sentiment/db.py).
+"""
+import logging
+import os
+
+from flask import Flask
+
+from sentiment import api, auth, db, errors, health, web
+from sentiment.config import DEFAULT_MODEL_PATH, DEFAULTS, database_url, from_environment
+from sentiment.model import ModelHolder
+
+
+def create_app(test_config=None):
+    """Build the app: defaults, instance config.py, the environment, then
+    `test_config`, in that order of precedence."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(from_environment())
+    if test_config:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.instance_path)
+    app.config["MODEL_PATH"] = os.path.abspath(app.config["MODEL_PATH"] or DEFAULT_MODEL_PATH)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = auth.read_or_create_secret(
+            os.path.join(app.instance_path, "secret-key"), lambda: os.urandom(32).hex())
+
+    auth.init_app(app)
+    db.init_app(app)
+    errors.init_app(app)
+    app.extensions["sentiment_model"] = ModelHolder(
+        app.config["MODEL_PATH"], app.config["MODEL_CHECK_INTERVAL"], app.config["LOAD_MODEL"])
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(web.bp)
+    return app
+
+
+def __getattr__(name):
+    # `gunicorn app:app` and `from app import app` build the app on first
+    # use, so importing create_app (tests, train.py) has no side effects.
+    if name == "app":
+        globals()["app"] = create_app()
+        return globals()["app"]
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    application = create_app()
+    # Local by default: listening beyond this machine is a deliberate choice.
+    application.run(host=os.environ.get("HOST", "127.0.0.1"),
+                    port=int(os.environ.get("PORT", "5000")))

@@ -1,0 +1,64 @@
+"""Configuration: defaults, then the instance folder's config.py, then the
+environment, then the mapping passed to create_app (tests use that)."""
+import os
+
+DEFAULTS = {
+    "BASIC_AUTH_USERNAME": "admin",
+    "BASIC_AUTH_PASSWORD": None,
+    "BASIC_AUTH_REALM": "sentiment-api",
+    # Large enough for a batch of 1,000 texts of 5,000 characters in JSON
+    # with escaped non-ASCII; anything bigger is refused before it is read.
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "MAX_TEXT_LENGTH": 5000,
+    "MAX_BATCH_SIZE": 1000,
+    "MAX_PER_PAGE": 100,
+    "MODEL_PATH": None,
+    # How often a worker looks at the model file for a newer version.
+    "MODEL_CHECK_INTERVAL": 1.0,
+    "SQLALCHEMY_DATABASE_URI": None,
+    "BOOTSTRAP_CREDENTIALS": True,
+    # train.py builds the app only to read feedback, not to serve.
+    "LOAD_MODEL": True,
+}
+
+# Environment variable -> (config key, type)
+ENVIRONMENT = {
+    "BASIC_AUTH_USERNAME": ("BASIC_AUTH_USERNAME", str),
+    "BASIC_AUTH_PASSWORD": ("BASIC_AUTH_PASSWORD", str),
+    "DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str),
+    "MODEL_PATH": ("MODEL_PATH", str),
+    "MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", int),
+    "MODEL_CHECK_INTERVAL": ("MODEL_CHECK_INTERVAL", float),
+    "SECRET_KEY": ("SECRET_KEY", str),
+}
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_MODEL_PATH = os.path.join(ROOT, "model.pkl")
+
+
+def from_environment(environ=os.environ):
+    """The settings the environment gives, converted to their types."""
+    settings = {}
+    for var, (key, kind) in ENVIRONMENT.items():
+        value = environ.get(var)
+        if value not in (None, ""):
+            try:
+                settings[key] = kind(value)
+            except ValueError as exc:
+                raise SystemExit(f"{var}={value!r} is not a valid {kind.__name__}") from exc
+    return settings
+
+
+def database_url(url, instance_path):
+    """The SQLAlchemy URL to use: SQLite in the instance folder by default.
+
+    Plain postgres:// and postgresql:// URLs (as hosting platforms hand them
+    out) are pointed at psycopg 3, the driver this project installs.
+    """
+    if not url:
+        return "sqlite:///" + os.path.join(instance_path, "sentiment.sqlite")
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url

@@ -1,0 +1,74 @@
+"""Every error as JSON for API clients or as a readable page for people."""
+import logging
+
+from flask import jsonify, render_template, request
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from .db import db
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    404: "not found",
+    405: "method not allowed",
+    413: "request body too large",
+}
+
+
+class BadInput(Exception):
+    """Client input that cannot be used; answered with `status` and `message`."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def wants_html():
+    """The page's own views, or a browser asking for a page, get HTML errors."""
+    if request.blueprint == "web":
+        return True
+    if request.blueprint is None:
+        best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+        return best == "text/html" and request.accept_mimetypes[best] > request.accept_mimetypes["application/json"]
+    return False
+
+
+def error_response(status, message):
+    """The one way every error leaves the service."""
+    if wants_html():
+        return render_template("error.html", code=status, message=message), status
+    return jsonify(error=message), status
+
+
+def init_app(app):
+    """Register the handlers that turn exceptions into error responses."""
+
+    @app.errorhandler(BadInput)
+    def bad_input(exc):
+        return error_response(exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        message = MESSAGES.get(exc.code, (exc.name or "error").lower())
+        if exc.code == 413:
+            message += f" (limit {app.config['MAX_CONTENT_LENGTH']} bytes)"
+        response = error_response(exc.code, message)
+        if exc.code == 405 and exc.valid_methods:
+            body, status = response
+            response = app.make_response((body, status))
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(SQLAlchemyError)
+    def database_error(exc):
+        db.session.rollback()
+        log.exception("database error")
+        return error_response(503, "the database is unavailable; nothing was stored, try again")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        # Never a traceback in a response: it is logged for the operator.
+        log.exception("unhandled error")
+        return error_response(500, "internal error; it has been logged")

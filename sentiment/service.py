@@ -1,0 +1,116 @@
+"""What the API and the page both do: validate, predict and store, give feedback."""
+from flask import current_app, g
+from sqlalchemy.exc import IntegrityError
+
+from . import LABELS
+from .db import Feedback, Prediction, db, utcnow
+from .errors import BadInput
+from .model import ModelUnavailable
+
+MAX_ID = 2**63 - 1
+
+
+def model_holder():
+    return current_app.extensions["sentiment_model"]
+
+
+def check_text(value, name="text"):
+    """The text, or BadInput saying what is wrong with it."""
+    if value is None:
+        raise BadInput(f"missing '{name}'")
+    if not isinstance(value, str):
+        raise BadInput(f"'{name}' must be a string")
+    if not value.strip():
+        raise BadInput(f"'{name}' is empty")
+    limit = current_app.config["MAX_TEXT_LENGTH"]
+    if len(value) > limit:
+        raise BadInput(f"'{name}' is longer than {limit} characters ({len(value)})")
+    if "\x00" in value:
+        raise BadInput(f"'{name}' contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"'{name}' is not valid Unicode (unpaired surrogate)") from None
+    return value
+
+
+def check_texts(value):
+    """A list of 1 to MAX_BATCH_SIZE valid texts."""
+    if not isinstance(value, list):
+        raise BadInput("'texts' must be a list of strings")
+    limit = current_app.config["MAX_BATCH_SIZE"]
+    if not value:
+        raise BadInput("'texts' is empty")
+    if len(value) > limit:
+        raise BadInput(f"'texts' has {len(value)} items; at most {limit} are allowed")
+    return [check_text(v, f"texts[{i}]") for i, v in enumerate(value)]
+
+
+def check_label(value):
+    """One of the three labels (case and surrounding blanks forgiven)."""
+    if not isinstance(value, str) or value.strip().lower() not in LABELS:
+        raise BadInput(f"'label' must be one of {', '.join(LABELS)}")
+    return value.strip().lower()
+
+
+def current_model():
+    """The loaded model, or a 503 that tells the user to retrain."""
+    try:
+        return model_holder().get()
+    except ModelUnavailable as exc:
+        raise BadInput(f"no model is loaded: {exc}", status=503) from None
+
+
+def predict_and_store(texts):
+    """Predict every text and store all of them in one transaction."""
+    model = current_model()
+    rows = [
+        Prediction(text=text, label=label, score=score,
+                   p_negative=probs["negative"], p_neutral=probs["neutral"],
+                   p_positive=probs["positive"], model_version=model.version,
+                   username=g.username)
+        for text, (label, score, probs) in zip(texts, model.predict(texts))
+    ]
+    db.session.add_all(rows)
+    db.session.commit()
+    return rows, model.version
+
+
+def find_prediction(prediction_id):
+    """The stored prediction, or a 404."""
+    if isinstance(prediction_id, bool) or not isinstance(prediction_id, int):
+        raise BadInput("'prediction_id' must be an integer")
+    prediction = None
+    if 1 <= prediction_id <= MAX_ID:
+        prediction = db.session.get(Prediction, prediction_id)
+    if prediction is None:
+        raise BadInput(f"no prediction with id {prediction_id}", status=404)
+    return prediction
+
+
+def give_feedback(prediction_id, label):
+    """Store the corrected label; returns (feedback, created).
+
+    A later feedback on the same prediction replaces the earlier one.
+    """
+    label = check_label(label)
+    prediction = find_prediction(prediction_id)
+    for _ in range(2):
+        feedback = db.session.execute(
+            db.select(Feedback).filter_by(prediction_id=prediction.id)).scalar_one_or_none()
+        created = feedback is None
+        if created:
+            feedback = Feedback(prediction_id=prediction.id, label=label, username=g.username)
+            db.session.add(feedback)
+        else:
+            feedback.label = label
+            feedback.username = g.username
+            feedback.updated_at = utcnow()
+        try:
+            db.session.commit()
+            return feedback, created
+        except IntegrityError:
+            # Another request stored feedback for this prediction first:
+            # replace theirs, as a later feedback would.
+            db.session.rollback()
+    raise BadInput("the feedback could not be stored, try again", status=409)

@@ -1,0 +1,128 @@
+"""Text normalisation and features shared by training and serving.
+
+These functions are referenced by the pickled pipeline, so renaming or
+moving them makes every saved model unloadable: change them only together
+with a retrain.
+"""
+import re
+import unicodedata
+
+_URL = re.compile(r"(https?://\S+|www\.\S+)")
+_MENTION = re.compile(r"@\w+")
+# Three or more of the same character: "buenísimooo", "sooo good", "!!!!"
+_ELONGATED = re.compile(r"(.)\1{2,}")
+_SPACES = re.compile(r"\s+")
+
+# Emoticons carry a lot of sentiment in short informal texts but are split
+# apart by word tokenisers, so they are turned into words first.
+_EMOTICONS = [
+    (re.compile(r"(?:^|\s)(?::|;|=|x|X)-?(?:\)+|\]|D+|P|p|3)(?=\s|$)"), " emopos "),
+    (re.compile(r"(?:^|\s)\(+-?(?::|;|=)(?=\s|$)"), " emopos "),
+    (re.compile(r"(?:^|\s)(?::|;|=)'?-?(?:\(+|\[|/|\\|\|)(?=\s|$)"), " emoneg "),
+    (re.compile(r"<3"), " emopos "),
+    (re.compile(r"\b(?:x|X)[dD]+\b"), " emopos "),
+]
+_POSITIVE_EMOJI = set("😀😃😄😁😆😊🙂😍🥰😘😎🤩🥳👍👏🙌💪🎉❤💕💖💯✨🔥😂🤣😋🤗👌💚💙🙏⭐🌟")
+_NEGATIVE_EMOJI = set("😞😔😟😕🙁☹😣😖😫😩😢😭😤😠😡🤬👎💩🤮🤢😒🙄😑😐💔😓😰😱🤦")
+
+_TOKEN = re.compile(r"[a-zñç0-9_]+(?:'[a-z]+)?|[!?¡¿]")
+
+_NEGATORS = {
+    # English
+    "not", "no", "never", "nothing", "nobody", "none", "neither", "nor",
+    "cannot", "without", "hardly", "dont", "doesnt", "didnt", "isnt", "wasnt",
+    "arent", "werent", "wont", "wouldnt", "cant", "couldnt", "shouldnt",
+    "havent", "hasnt", "aint",
+    # Spanish
+    "nunca", "jamas", "ni", "tampoco", "sin", "nadie", "ningun", "ninguna",
+    "ninguno",
+}
+_SCOPE_BREAKERS = {"but", "pero", "aunque", "sino", "however", "although", "though",
+                   "!", "?", "¡", "¿"}
+_NEGATION_SCOPE = 3
+
+
+def strip_accents(text):
+    """Remove accents but keep ñ, since people often type without accents."""
+    text = text.replace("ñ", "\0")
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return stripped.replace("\0", "ñ")
+
+
+def normalize(text):
+    """Lower-case, de-accented text with URLs, mentions, emoticons and emoji
+    replaced by placeholder words and elongations shortened."""
+    text = _URL.sub(" url ", text)
+    text = _MENTION.sub(" @user ", text)
+    for pattern, word in _EMOTICONS:
+        text = pattern.sub(word, text)
+    out = []
+    for ch in text:
+        if ch in _POSITIVE_EMOJI:
+            out.append(" emopos ")
+        elif ch in _NEGATIVE_EMOJI:
+            out.append(" emoneg ")
+        else:
+            out.append(ch)
+    text = "".join(out).lower().replace("’", "'")
+    text = strip_accents(text)
+    text = _ELONGATED.sub(r"\1\1", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def tokens(text):
+    """Word tokens of already normalised text, with "n't" folded in."""
+    return [t.replace("n't", "nt").replace("'", "") for t in _TOKEN.findall(text)]
+
+
+def word_features(text):
+    """Unigrams and bigrams, with words in a negation's scope marked NEG_.
+
+    "no está nada mal" becomes no, NEG_esta, NEG_nada, NEG_mal, ... so the
+    classifier can learn that a negated "mal" is not negative.
+    """
+    words = []
+    scope = 0
+    for tok in tokens(normalize(text)):
+        if tok in _SCOPE_BREAKERS or tok in {".", ","}:
+            scope = 0
+            words.append(tok)
+            continue
+        if scope:
+            words.append("NEG_" + tok)
+            scope -= 1
+        else:
+            words.append(tok)
+        if tok in _NEGATORS:
+            scope = _NEGATION_SCOPE
+    feats = list(words)
+    feats.extend(a + " " + b for a, b in zip(words, words[1:]))
+    return feats
+
+
+_ES_HINTS = {
+    "el", "la", "los", "las", "de", "que", "y", "en", "un", "una", "es", "por",
+    "con", "para", "no", "lo", "se", "muy", "pero", "mas", "me", "mi", "esta",
+    "este", "como", "todo", "nada", "bien", "mal", "fue", "son", "del", "al",
+    "ya", "hay", "vos", "tu", "su", "le", "qué", "porque", "q", "xq", "tambien",
+}
+_EN_HINTS = {
+    "the", "a", "an", "and", "is", "are", "was", "were", "of", "to", "in", "it",
+    "this", "that", "i", "you", "my", "for", "with", "not", "but", "so", "be",
+    "have", "has", "on", "at", "just", "very", "really", "its", "dont", "me",
+    "what", "your", "we", "they", "our", "will", "would", "good", "bad",
+}
+
+
+def detect_language(text):
+    """Best guess between "es" and "en" from function words and spelling.
+
+    Only used to report and evaluate per language; the model itself is
+    language-agnostic.
+    """
+    raw = text.lower()
+    words = tokens(normalize(text))
+    es = sum(w in _ES_HINTS for w in words) + 2 * sum(c in "ñ¿¡áéíóú" for c in raw)
+    en = sum(w in _EN_HINTS for w in words)
+    return "es" if es > en else "en"
