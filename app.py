@@ -18,10 +18,10 @@ from sentiment.config import DEFAULT_MODEL_PATH, DEFAULTS, database_url, from_en
 from sentiment.model import ModelHolder
 
 
-def create_app(test_config=None):
+def create_app(test_config=None, instance_path=None):
     """Build the app: defaults, instance config.py, the environment, then
     `test_config`, in that order of precedence."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     app.config.from_mapping(DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
     app.config.update(from_environment())
@@ -36,6 +36,7 @@ def create_app(test_config=None):
         app.config["SECRET_KEY"] = auth.read_or_create_secret(
             os.path.join(app.instance_path, "secret-key"), lambda: os.urandom(32).hex())
 
+    _log_to_stderr()
     auth.init_app(app)
     db.init_app(app)
     errors.init_app(app)
@@ -46,6 +47,18 @@ def create_app(test_config=None):
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
     return app
+
+
+def _log_to_stderr():
+    """Show the service's own INFO lines (model loaded, reloaded, refused)
+    under gunicorn too, where nothing configures Python logging."""
+    logger = logging.getLogger("sentiment")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def __getattr__(name):

@@ -22,23 +22,41 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def read_feedback_rows():
+    """Feedback from the database the service uses (DATABASE_URL or the
+    instance folder's SQLite file)."""
     from app import create_app
-    from sentiment.training import TrainingError, read_feedback, train
+    from sentiment.training import read_feedback
 
     app = create_app({"BOOTSTRAP_CREDENTIALS": False, "LOAD_MODEL": False})
-    output = args.output or app.config["MODEL_PATH"]
-    if os.path.isdir(output):
-        print(f"error: --output {output} is a folder; give a file path", file=sys.stderr)
-        return 2
+    with app.app_context():
+        rows = read_feedback()
+    where = app.config["SQLALCHEMY_DATABASE_URI"].split("@")[-1]
+    print(f"feedback from {where}: {len(rows)} corrected texts", flush=True)
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sentiment.config import DEFAULT_MODEL_PATH
+    from sentiment.training import TrainingError, train
+
+    output = os.path.abspath(args.output or os.environ.get("MODEL_PATH") or DEFAULT_MODEL_PATH)
     try:
+        if os.path.isdir(output):
+            raise TrainingError(f"--output {output} is a folder; give a file path")
+        if not os.path.isdir(os.path.dirname(output)):
+            raise TrainingError(f"the folder of --output {output} does not exist")
         feedback = []
         if not args.no_feedback:
-            with app.app_context():
-                feedback = read_feedback()
-            print(f"feedback from {app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}: "
-                  f"{len(feedback)} corrected texts", flush=True)
+            try:
+                feedback = read_feedback_rows()
+            except SQLAlchemyError as exc:
+                first_line = str(exc).splitlines()[0]
+                raise TrainingError(f"cannot read feedback from the database ({first_line}); "
+                                    "use --no-feedback to train without it") from None
         train(output, seed=args.seed, extra_data=args.data,
               use_corpora=not args.no_corpora, feedback_rows=feedback)
     except TrainingError as exc:

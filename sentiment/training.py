@@ -156,14 +156,18 @@ def deduplicate(rows):
 
 # --- fitting -------------------------------------------------------------
 
-def build_pipeline(seed):
+def build_pipeline(seed, n_rows=10**6):
     """Word n-grams with negation marking beside character n-grams, into a
     multinomial logistic regression (whose probabilities are usable as such)."""
+    # Pruning rare terms only makes sense when there are enough rows for a
+    # term to be rare; a small --data corpus keeps every term.
+    small = n_rows < 1000
     features = FeatureUnion([
-        ("words", TfidfVectorizer(analyzer=word_features, min_df=2, sublinear_tf=True,
-                                  dtype=np.float32)),
+        ("words", TfidfVectorizer(analyzer=word_features, min_df=1 if small else 2,
+                                  sublinear_tf=True, dtype=np.float32)),
         ("chars", TfidfVectorizer(preprocessor=normalize, analyzer="char_wb",
-                                  ngram_range=(2, 5), min_df=3, max_features=60000,
+                                  ngram_range=(2, 5), min_df=1 if small else 3,
+                                  max_features=60000,
                                   sublinear_tf=True, dtype=np.float32)),
     ])
     classifier = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced",
@@ -234,13 +238,8 @@ def format_metrics(metrics):
     return "\n".join(out)
 
 
-def train(output, seed=13, extra_data=(), use_corpora=True, feedback_rows=(), report=None):
-    """Train, evaluate on held-out rows, and write the model and its card.
-
-    Returns the model card (the dict written as JSON beside the model).
-    """
-    report = report or Report()
-    started = time.monotonic()
+def load_rows(extra_data=(), use_corpora=True, report=print):
+    """The de-duplicated corpus rows (feedback not included)."""
     rows = []
     if use_corpora:
         report("reading the built-in corpora ...")
@@ -251,25 +250,37 @@ def train(output, seed=13, extra_data=(), use_corpora=True, feedback_rows=(), re
     rows, conflicts = deduplicate(rows)
     if conflicts:
         report(f"  dropped {conflicts} texts that appear with different labels")
+    for source, n in sorted(Counter(r.source for r in rows).items()):
+        report(f"  {source}: {n} rows")
+    return rows
+
+
+def split(rows, seed, report=print):
+    """(train, held-out) rows, stratified by language and label, so each
+    language is judged on its own share of every label."""
+    strata = [f"{r.lang}/{r.label}" for r in rows]
+    counts = Counter(strata)
+    if rows and min(counts.values()) >= 2 and len(rows) * TEST_SIZE >= len(counts):
+        return tuple(train_test_split(rows, test_size=TEST_SIZE, random_state=seed,
+                                      stratify=strata))
+    report("  too few rows per language and label for a held-out split; "
+           "training on everything, no held-out metrics")
+    return list(rows), []
+
+
+def train(output, seed=13, extra_data=(), use_corpora=True, feedback_rows=(), report=None):
+    """Train, evaluate on held-out rows, and write the model and its card.
+
+    Returns the model card (the dict written as JSON beside the model).
+    """
+    report = report or Report()
+    started = time.monotonic()
+    rows = load_rows(extra_data, use_corpora, report)
     feedback_rows = list(feedback_rows)
     if not rows and not feedback_rows:
         raise TrainingError("nothing to train on")
-    by_source = Counter(r.source for r in rows)
-    for source, n in sorted(by_source.items()):
-        report(f"  {source}: {n} rows")
-
-    # Split per language and label so each language is judged on its own
-    # share of every label; feedback only ever trains.
     feedback_keys = {normalize(r.text) for r in feedback_rows}
-    strata = [f"{r.lang}/{r.label}" for r in rows]
-    small = {s for s, n in Counter(strata).items() if n < 2}
-    if rows and not small and len(rows) >= 10:
-        train_rows, test_rows = train_test_split(rows, test_size=TEST_SIZE, random_state=seed,
-                                                 stratify=strata)
-    else:
-        report("  too few rows per language and label for a held-out split; "
-               "training on everything, no held-out metrics")
-        train_rows, test_rows = list(rows), []
+    train_rows, test_rows = split(rows, seed, report)
     test_rows = [r for r in test_rows if normalize(r.text) not in feedback_keys]
     train_rows = [r for r in train_rows if normalize(r.text) not in feedback_keys]
     for r in feedback_rows:
@@ -283,9 +294,12 @@ def train(output, seed=13, extra_data=(), use_corpora=True, feedback_rows=(), re
 
     report("fitting ...")
     t0 = time.monotonic()
-    pipeline = build_pipeline(seed)
-    pipeline.fit([r.text for r in train_rows], [r.label for r in train_rows],
-                 clf__sample_weight=language_weights(train_rows))
+    pipeline = build_pipeline(seed, len(train_rows))
+    try:
+        pipeline.fit([r.text for r in train_rows], [r.label for r in train_rows],
+                     clf__sample_weight=language_weights(train_rows))
+    except ValueError as exc:  # e.g. texts with no usable words at all
+        raise TrainingError(f"cannot fit a model on these rows: {exc}") from None
     slim(pipeline)
     report(f"  fitted in {time.monotonic() - t0:.1f}s")
 
@@ -319,7 +333,7 @@ def train(output, seed=13, extra_data=(), use_corpora=True, feedback_rows=(), re
             "held_out": len(test_rows),
             "feedback": len(feedback_rows),
             "by_language_and_label": {lang: dict(sorted(c.items())) for lang, c in sorted(counts.items())},
-            "by_source": dict(sorted(by_source.items())),
+            "by_source": dict(sorted(Counter(r.source for r in rows).items())),
         },
         "held_out_metrics": metrics,
         "versions": {

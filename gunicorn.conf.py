@@ -1,0 +1,25 @@
+"""gunicorn settings for `gunicorn app:app` (read from this folder by default).
+
+Everything can be overridden from the environment or the command line.
+"""
+import multiprocessing
+import os
+
+# Local only unless told otherwise, like `python app.py`.
+bind = [os.environ.get("GUNICORN_BIND",
+                       f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")]
+# Prediction is CPU-bound: one synchronous worker per core keeps every core
+# busy without threads contending for the GIL or for SQLite's write lock.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+# Every worker loads the model itself and then watches the file; a new
+# model needs no restart, and `kill -HUP` reloads code gracefully.
+preload_app = False
+accesslog = "-"
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s %(L)ss'
+# No control socket in the home folder: nothing needs it, and a service
+# should not leave sockets in a user's home.
+control_socket_disable = True
