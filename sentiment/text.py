@@ -25,7 +25,7 @@ _EMOTICONS = [
 _POSITIVE_EMOJI = set("😀😃😄😁😆😊🙂😍🥰😘😎🤩🥳👍👏🙌💪🎉❤💕💖💯✨🔥😂🤣😋🤗👌💚💙🙏⭐🌟")
 _NEGATIVE_EMOJI = set("😞😔😟😕🙁☹😣😖😫😩😢😭😤😠😡🤬👎💩🤮🤢😒🙄😑😐💔😓😰😱🤦")
 
-_TOKEN = re.compile(r"[a-zñç0-9_]+(?:'[a-z]+)?|[!?¡¿]")
+_TOKEN = re.compile(r"[a-zñç0-9_]+(?:'[a-z]+)?|[!?¡¿.,;:]")
 
 _NEGATORS = {
     # English
@@ -35,11 +35,24 @@ _NEGATORS = {
     "havent", "hasnt", "aint",
     # Spanish
     "nunca", "jamas", "ni", "tampoco", "sin", "nadie", "ningun", "ninguna",
-    "ninguno",
+    "ninguno", "nada",
 }
 _SCOPE_BREAKERS = {"but", "pero", "aunque", "sino", "however", "although", "though",
                    "!", "?", "¡", "¿"}
+# Punctuation ends a negation's scope but is not a feature itself.
+_PUNCTUATION = {".", ",", ";", ":"}
+# Little words that sit between a negation and what it negates ("no me lo
+# recomendaron", "not at all the"): left unmarked, and they do not use up
+# the scope.
+_TRANSPARENT = {"me", "te", "se", "lo", "la", "le", "les", "los", "las", "nos", "os",
+                "it", "the", "a", "an", "at", "all", "that", "this", "very", "muy", "tan",
+                "too", "so", "be", "is", "was", "es", "fue", "esta", "estuvo"}
 _NEGATION_SCOPE = 3
+
+# Words after these carry the verdict more often than words before them:
+# "good but way too expensive", "caro, pero vale la pena".
+_CONTRAST = {"but", "pero", "however", "embargo", "though", "igual"}
+_CLAUSE_END = {"!", "?", "¡", "¿", "."}
 
 
 def strip_accents(text):
@@ -72,33 +85,80 @@ def normalize(text):
 
 
 def tokens(text):
-    """Word tokens of already normalised text, with "n't" folded in."""
+    """Word and punctuation tokens of already normalised text, with "n't" folded in."""
     return [t.replace("n't", "nt").replace("'", "") for t in _TOKEN.findall(text)]
 
 
-def word_features(text):
-    """Unigrams and bigrams, with words in a negation's scope marked NEG_.
+def mark_negation(toks):
+    """Words with those in a negation's scope prefixed NEG_, punctuation dropped.
 
-    "no está nada mal" becomes no, NEG_esta, NEG_nada, NEG_mal, ... so the
+    "no está nada mal" becomes no, NEG_esta, NEG_nada, NEG_mal, so the
     classifier can learn that a negated "mal" is not negative.
     """
     words = []
     scope = 0
-    for tok in tokens(normalize(text)):
-        if tok in _SCOPE_BREAKERS or tok in {".", ","}:
+    for tok in toks:
+        if tok in _PUNCTUATION:
+            scope = 0
+            continue
+        if tok in _SCOPE_BREAKERS:
             scope = 0
             words.append(tok)
             continue
-        if scope:
+        if scope and tok in _TRANSPARENT:
+            words.append(tok)
+        elif scope:
             words.append("NEG_" + tok)
             scope -= 1
         else:
             words.append(tok)
         if tok in _NEGATORS:
             scope = _NEGATION_SCOPE
-    feats = list(words)
-    feats.extend(a + " " + b for a, b in zip(words, words[1:]))
-    return feats
+    return words
+
+
+def contrast_features(toks):
+    """AFTER_BUT_-prefixed copies of the words that follow a contrast word."""
+    out = []
+    after = False
+    for tok in toks:
+        if tok in _CLAUSE_END:
+            after = False
+        elif tok in _CONTRAST:
+            after = True
+        elif after and tok not in _PUNCTUATION:
+            out.append("AFTER_BUT_" + tok)
+    return out
+
+
+class WordFeatures:
+    """The word analyzer of the model: unigrams and bigrams with negation
+    marking, contrast marking, and sentiment-lexicon hits.
+
+    A lexicon hit adds LEX_POS1/LEX_POS2/LEX_NEG1/LEX_NEG2 (by strength),
+    suffixed _NEGATED inside a negation's scope, so a word seen rarely in
+    the training rows still counts for what the lexicon says it means.
+    The lexicon travels inside the pickled model.
+    """
+
+    def __init__(self, lexicon=None):
+        self.lexicon = dict(lexicon or {})
+
+    def __call__(self, text):
+        toks = tokens(normalize(text))
+        words = mark_negation(toks)
+        feats = list(words)
+        feats.extend(a + " " + b for a, b in zip(words, words[1:]))
+        feats.extend(contrast_features(toks))
+        lexicon = self.lexicon
+        if lexicon:
+            for word in words:
+                negated = word.startswith("NEG_")
+                valence = lexicon.get(word[4:] if negated else word)
+                if valence is not None:
+                    name = ("LEX_POS" if valence > 0 else "LEX_NEG") + ("2" if abs(valence) >= 2 else "1")
+                    feats.append(name + "_NEGATED" if negated else name)
+        return feats
 
 
 _ES_HINTS = {

@@ -1,0 +1,48 @@
+"""Normalisation and features that the model depends on."""
+import pytest
+
+from sentiment.text import WordFeatures, detect_language, mark_negation, normalize, tokens
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("BUENÍSIMOOO!!!", "buenisimoo!!"),
+    ("Año  nuevo", "año nuevo"),
+    ("mirá https://x.co/abc @juan", "mira url @user"),
+    ("me encanta :) 😍", "me encanta emopos emopos"),
+    ("qué asco :( 🤮", "que asco emoneg emoneg"),
+])
+def test_normalize(raw, expected):
+    assert normalize(raw) == expected
+
+
+def test_negation_scope_marks_the_negated_words_and_ends_at_punctuation():
+    words = mark_negation(tokens(normalize("No me gustó nada, pero el final es bueno")))
+    assert words[:3] == ["no", "me", "NEG_gusto"]
+    assert "bueno" in words and "NEG_bueno" not in words
+
+
+def test_nada_mal_is_a_negated_mal():
+    assert "NEG_mal" in mark_negation(tokens(normalize("no está nada mal")))
+    assert "NEG_bad" in mark_negation(tokens(normalize("not bad at all")))
+
+
+def test_lexicon_hits_flip_under_negation():
+    analyze = WordFeatures({"bueno": 2.0, "mal": -1.5})
+    assert "LEX_POS2" in analyze("muy bueno")
+    assert "LEX_POS2_NEGATED" in analyze("no es bueno")
+    assert "LEX_NEG1_NEGATED" in analyze("nada mal")
+
+
+def test_words_after_a_contrast_are_marked():
+    feats = WordFeatures()("good but way too expensive")
+    assert "AFTER_BUT_expensive" in feats and "AFTER_BUT_good" not in feats
+
+
+@pytest.mark.parametrize("text, lang", [
+    ("No me gustó nada la película", "es"),
+    ("q buena peli jaja", "es"),
+    ("I did not like the film at all", "en"),
+    ("¿Dónde está la estación?", "es"),
+])
+def test_detect_language(text, lang):
+    assert detect_language(text) == lang
