@@ -5,6 +5,7 @@ from flask import jsonify, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from . import PAGE_BLUEPRINTS
 from .db import db
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class BadInput(Exception):
 
 def wants_html():
     """The page's own views, or a browser asking for a page, get HTML errors."""
-    if request.blueprint == "web":
+    if request.blueprint in PAGE_BLUEPRINTS:
         return True
     if request.blueprint is None:
         best = request.accept_mimetypes.best_match(["application/json", "text/html"])
