@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, redirect, request, url_for
 from flask_babel import Babel, format_number, get_locale, lazy_gettext as _l
+from jinja2 import pass_context
 
 LANGUAGES = {"en": "English", "es": "Español"}
 COOKIE = "lang"
@@ -61,12 +62,22 @@ def switch(code):
     return response
 
 
+def per_request(function):
+    """A template filter Jinja must not evaluate at compile time: on a
+    constant ('negative' | label_name) it would fold in the language of the
+    request that compiled the template."""
+    @pass_context
+    def template_filter(_context, value):
+        return function(value)
+    return template_filter
+
+
 def init_app(app):
     """Install Babel, the language switch and the template helpers."""
     babel.init_app(app, locale_selector=select_locale)
     app.register_blueprint(bp)
-    app.jinja_env.filters["label_name"] = label_name
-    app.jinja_env.filters["number"] = format_number
+    app.jinja_env.filters["label_name"] = per_request(label_name)
+    app.jinja_env.filters["number"] = per_request(format_number)
 
     @app.context_processor
     def language_helpers():

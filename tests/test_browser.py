@@ -130,13 +130,47 @@ def wait_for(driver, css, timeout=10, visible=True):
 
 
 def find(driver, css):
+    """The first element matching `css`, now."""
     from selenium.webdriver.common.by import By
     return driver.find_element(By.CSS_SELECTOR, css)
 
 
 def find_all(driver, css):
+    """Every element matching `css`, now."""
     from selenium.webdriver.common.by import By
     return driver.find_elements(By.CSS_SELECTOR, css)
+
+
+# Every visible element with text of its own, and its contrast ratio
+# (WCAG 2) against the first opaque background behind it.
+CONTRAST_JS = """
+function channels(css) { return css.match(/[\\d.]+/g).map(Number); }
+function background(el) {
+  for (; el; el = el.parentElement) {
+    var c = channels(getComputedStyle(el).backgroundColor);
+    if (c.length < 4 || c[3] > 0) { return c; }
+  }
+  return [255, 255, 255];
+}
+function luminance(c) {
+  var v = c.slice(0, 3).map(function (x) {
+    x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4);
+  });
+  return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2];
+}
+var out = [];
+document.querySelectorAll("body *").forEach(function (el) {
+  if (el.closest("svg") || !el.getClientRects().length) { return; }
+  var own = Array.from(el.childNodes).some(function (n) {
+    return n.nodeType === 3 && n.textContent.trim();
+  });
+  if (!own || getComputedStyle(el).visibility === "hidden") { return; }
+  var f = luminance(channels(getComputedStyle(el).color)), b = luminance(background(el));
+  out.push([el.tagName + " " + el.textContent.trim().slice(0, 30),
+            (Math.max(f, b) + 0.05) / (Math.min(f, b) + 0.05)]);
+});
+return out;
+"""
 
 
 def screenshot(driver, name):
@@ -144,6 +178,9 @@ def screenshot(driver, name):
     import base64
 
     os.makedirs(SCREENSHOTS, exist_ok=True)
+    low = [(text, round(ratio, 2)) for text, ratio in driver.execute_script(CONTRAST_JS)
+           if ratio < 4.5]
+    assert not low, f"{name}: text below 4.5:1 contrast: {low}"
     for width, height, mobile, suffix in ((1280, 900, False, "desktop"), (390, 844, True, "phone")):
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
             "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
@@ -202,12 +239,13 @@ def test_spanish_sentence_answer_feedback_history_without_reloads(browser, live_
     assert browser.execute_script("return window.notReloaded === true")
     item = find(browser, "ol.history li")
     assert "Tu respuesta: positivo" in item.text and "Guardado" in saved.text
+    screenshot(browser, "04-history-saved-es")
     # Filtered by "no feedback yet", it is gone; by "feedback given", it is there.
     browser.get(live_server + "/history?feedback=none")
     assert SPANISH not in find(browser, "main").text
     browser.get(live_server + "/history?feedback=given&label=positive")
     assert SPANISH in find(browser, "ol.history").text
-    screenshot(browser, "04-history-es")
+    screenshot(browser, "04-history-filtered-es")
 
 
 def test_language_switch_is_remembered(browser, live_server):
@@ -305,6 +343,9 @@ def test_everything_works_with_javascript_off(plain_browser, live_server):
     summary.click()
     assert full.is_displayed() and long_item.strip() in full.text
     screenshot(browser, "10-history-nojs-en")
+    browser.get(live_server + "/p/424242")
+    assert "no prediction with id 424242" in find(browser, "p.error").text
+    screenshot(browser, "11-not-found-nojs-en")
 
 
 def test_keyboard_only_reaches_every_control_with_a_visible_focus(browser, live_server):

@@ -22,6 +22,7 @@ def predict(client, *texts):
 
 
 def upload(client, name, content, path="/batch", headers=AUTH):
+    """Post `content` as the file `name`, as the batch form does."""
     data = content.encode("utf-8") if isinstance(content, str) else content
     return client.post(path, data={"file": (io.BytesIO(data), name)}, headers=headers,
                        content_type="multipart/form-data")
@@ -43,6 +44,10 @@ def test_labels_are_shown_translated_but_the_api_stays_english(client):
     location = client.post("/", data={"text": "¡Me encanta este sitio!"}, headers=ES).headers["Location"]
     page = client.get(location, headers=ES).get_data(as_text=True)
     assert 'id="label">positivo<' in page and "Sí, positivo" in page and "No, negativo" in page
+    # The same page in English right after has no Spanish left in it.
+    english = client.get(location, headers={**AUTH, "Accept-Language": "en"}).get_data(as_text=True)
+    assert 'id="label">positive<' in english
+    assert not re.search(r"negativo|positivo|Etiqueta|Sí,", english)
     api = client.post("/predict", json={"text": "¡Me encanta este sitio!"}, headers=ES).get_json()
     assert api["label"] == "positive"
     error = client.post("/predict", json={"text": ""}, headers=ES).get_json()
@@ -214,6 +219,19 @@ def test_texts_endpoint_reads_the_file_for_the_page_and_stores_nothing(client, c
     assert ok.get_json() == {"texts": ["me encanta", "lo odio"], "chunk": 1000}
     bad = upload(client, "empty.txt", "", path="/batch/texts")
     assert bad.status_code == 400 and bad.get_json() == {"error": "The file is empty."}
+    assert count_rows() == (0, 0)
+
+
+def test_a_file_over_the_size_limit_is_refused_readably(make_app, count_rows):
+    client = make_app(MAX_CONTENT_LENGTH=1000).test_client()
+    page = upload(client, "big.txt", "me encanta\n" * 200)
+    assert page.status_code == 413 and "text/html" in page.content_type
+    assert "request body too large (limit 1000 bytes)" in page.get_data(as_text=True)
+    # The page's script asks for JSON and gets its error as JSON.
+    script = upload(client, "big.txt", "me encanta\n" * 200, path="/batch/texts",
+                    headers={**AUTH, "Accept": "application/json"})
+    assert script.status_code == 413
+    assert script.get_json() == {"error": "request body too large (limit 1000 bytes)"}
     assert count_rows() == (0, 0)
 
 
