@@ -5,6 +5,10 @@ Where a request goes:
   POST /predict, /feedback         sentiment/api.py     (JSON, Basic auth)
   GET  /predictions                sentiment/api.py
   GET  /, POST /, /p/<id>[...]     sentiment/web.py     (the page, Basic auth)
+  GET  /history                    sentiment/history.py (the user's own predictions)
+  GET, POST /batch[/texts]         sentiment/batch.py   (file upload -> CSV)
+  GET  /insight                    sentiment/insight.py (charts)
+  GET  /lang/<code>                sentiment/i18n.py    (language switch, no auth)
 Each view calls sentiment/service.py, which uses the model in memory
 (sentiment/model.py) and the database (sentiment/db.py).
 """
@@ -13,7 +17,7 @@ import os
 
 from flask import Flask
 
-from sentiment import api, auth, db, errors, health, web
+from sentiment import api, auth, batch, db, errors, health, history, i18n, insight, web
 from sentiment.config import DEFAULT_MODEL_PATH, DEFAULTS, database_url, from_environment
 from sentiment.model import ModelHolder
 
@@ -40,12 +44,16 @@ def create_app(test_config=None, instance_path=None):
     auth.init_app(app)
     db.init_app(app)
     errors.init_app(app)
+    i18n.init_app(app)
     app.extensions["sentiment_model"] = ModelHolder(
         app.config["MODEL_PATH"], app.config["MODEL_CHECK_INTERVAL"], app.config["LOAD_MODEL"])
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(history.bp)
+    app.register_blueprint(batch.bp)
+    app.register_blueprint(insight.bp)
     return app
 
 

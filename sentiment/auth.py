@@ -6,6 +6,9 @@ import sys
 
 from flask import current_app, g, jsonify, render_template, request
 from flask_basicauth import BasicAuth as _BasicAuth
+from flask_babel import gettext as _
+
+from . import PAGE_BLUEPRINTS
 
 
 class BasicAuth(_BasicAuth):
@@ -37,10 +40,10 @@ class BasicAuth(_BasicAuth):
     def challenge(self):
         """401 with the Basic challenge: JSON for API clients, a page for people."""
         realm = current_app.config["BASIC_AUTH_REALM"]
-        if request.blueprint == "web":
+        if request.blueprint in PAGE_BLUEPRINTS:
             response = current_app.make_response(
                 (render_template("error.html", code=401,
-                                 message="Sign in with your user name and password."), 401))
+                                 message=_("Sign in with your user name and password.")), 401))
         else:
             response = jsonify(error="authentication required: send HTTP Basic credentials "
                                      "(curl -u USER:PASSWORD ...)")

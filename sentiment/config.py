@@ -12,6 +12,10 @@ DEFAULTS = {
     "MAX_TEXT_LENGTH": 5000,
     "MAX_BATCH_SIZE": 1000,
     "MAX_PER_PAGE": 100,
+    "HISTORY_PER_PAGE": 20,
+    # The browser upload is labelled in batches of MAX_BATCH_SIZE; this caps
+    # the whole file so one upload cannot hold a worker for minutes.
+    "MAX_UPLOAD_ROWS": 10000,
     "MODEL_PATH": None,
     # How often a worker looks at the model file for a newer version.
     "MODEL_CHECK_INTERVAL": 1.0,

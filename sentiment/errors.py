@@ -5,6 +5,7 @@ from flask import jsonify, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from . import PAGE_BLUEPRINTS
 from .db import db
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,15 @@ class BadInput(Exception):
 
 
 def wants_html():
-    """The page's own views, or a browser asking for a page, get HTML errors."""
-    if request.blueprint == "web":
-        return True
+    """The page's own views, or a browser asking for a page, get HTML errors.
+
+    The page's scripts ask its views for JSON (Accept: application/json)
+    and get their errors as JSON too.
+    """
+    if request.blueprint in PAGE_BLUEPRINTS:
+        best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+        return not (best == "application/json"
+                    and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"])
     if request.blueprint is None:
         best = request.accept_mimetypes.best_match(["application/json", "text/html"])
         return best == "text/html" and request.accept_mimetypes[best] > request.accept_mimetypes["application/json"]
