@@ -3,17 +3,23 @@
 Where a request goes:
   GET  /health                     sentiment/health.py  (no authentication)
   POST /predict, /feedback         sentiment/api.py     (JSON, Basic auth)
-  GET  /predictions                sentiment/api.py
-  GET  /, POST /, /p/<id>[...]     sentiment/web.py     (the page, Basic auth)
-Each view calls sentiment/service.py, which uses the model in memory
-(sentiment/model.py) and the database (sentiment/db.py).
+  GET  /predictions                sentiment/api.py     (own, or all for an admin)
+  GET  /, POST /, /p/<id>[...]     sentiment/web.py     (the page, Basic auth, CSRF token)
+  GET  /feedback[/export], POST /feedback/<id>/reject,
+  GET|POST /users, PATCH|DELETE /users/<name>
+                                   sentiment/admin.py   (admin role only)
+Every endpoint but /health and static files needs a signed-in user
+(sentiment/auth.py); sentiment/security.py adds CSRF tokens, the cross-site
+check and the security headers. Each view calls sentiment/service.py, which
+uses the model in memory (sentiment/model.py) and the database (sentiment/db.py).
+CLI: `flask --app app users ...`, `flask --app app feedback reject ID`.
 """
 import logging
 import os
 
 from flask import Flask
 
-from sentiment import api, auth, db, errors, health, web
+from sentiment import admin, api, auth, db, errors, health, security, users, web
 from sentiment.config import DEFAULT_MODEL_PATH, DEFAULTS, database_url, from_environment
 from sentiment.model import ModelHolder
 
@@ -37,8 +43,10 @@ def create_app(test_config=None, instance_path=None):
             os.path.join(app.instance_path, "secret-key"), lambda: os.urandom(32).hex())
 
     _log_to_stderr()
-    auth.init_app(app)
     db.init_app(app)
+    # Order matters: sign-in first, then the cross-site and CSRF checks.
+    auth.init_app(app)
+    security.init_app(app)
     errors.init_app(app)
     app.extensions["sentiment_model"] = ModelHolder(
         app.config["MODEL_PATH"], app.config["MODEL_CHECK_INTERVAL"], app.config["LOAD_MODEL"])
@@ -46,6 +54,12 @@ def create_app(test_config=None, instance_path=None):
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(admin.bp)
+    # JSON clients (curl) have no token; they get the cross-site check instead.
+    security.csrf.exempt(api.bp)
+    security.csrf.exempt(admin.bp)
+    app.cli.add_command(users.cli)
+    app.cli.add_command(admin.cli)
     return app
 
 

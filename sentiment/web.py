@@ -1,17 +1,16 @@
 """The page: a form to label a text and to correct the answer.
 
 Plain form posts with redirect-after-post, so it works with JavaScript off
-and a reload never stores a prediction twice.
+and a reload never stores a prediction twice. Every form carries a CSRF
+token (checked app-wide by sentiment/security.py after sign-in).
 """
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from . import LABELS
-from .auth import basic_auth
 from .errors import BadInput
-from .service import check_text, find_prediction, give_feedback, predict_and_store
+from .service import check_may_see, check_text, find_prediction, give_feedback, predict_and_store
 
 bp = Blueprint("web", __name__)
-bp.before_request(basic_auth.require)
 
 
 @bp.get("/")
@@ -34,7 +33,7 @@ def submit():
 @bp.get("/p/<int:prediction_id>")
 def show(prediction_id):
     """One stored prediction with its feedback buttons."""
-    prediction = find_prediction(prediction_id)
+    prediction = check_may_see(find_prediction(prediction_id))
     return render_template("prediction.html", p=prediction, labels=LABELS)
 
 
