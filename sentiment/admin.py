@@ -86,7 +86,7 @@ def reject_feedback(feedback_id):
     rejected = payload.get("rejected", True)
     if not isinstance(rejected, bool):
         raise BadInput("'rejected' must be true or false")
-    row = db.session.get(Feedback, feedback_id) if feedback_id <= MAX_ID else None
+    row = db.session.get(Feedback, feedback_id) if 1 <= feedback_id <= MAX_ID else None
     if row is None:
         raise BadInput(f"no feedback with id {feedback_id}", status=404)
     row.rejected = rejected

@@ -2,8 +2,9 @@
 cross-site check on the JSON API, and security headers on every response."""
 from urllib.parse import urlsplit
 
-from flask import request
+from flask import current_app, request
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import error_response
 
@@ -62,6 +63,24 @@ def refuse_cross_site():
     return None
 
 
+def limit_chunked_body():
+    """413 for a chunked body over MAX_CONTENT_LENGTH, reading no more than
+    the limit.
+
+    A Content-Length over the limit is refused by Werkzeug before any read.
+    Without one (Transfer-Encoding: chunked under gunicorn), Werkzeug stops
+    reading at the limit but hands over the truncated body as if it were
+    whole (a misleading "malformed JSON"); one more byte from the server's
+    stream tells a body of exactly the limit from a longer one.
+    """
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if (limit is None or request.content_length is not None
+            or "wsgi.input_terminated" not in request.environ):
+        return
+    if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+
+
 def add_headers(response):
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
@@ -72,5 +91,6 @@ def init_app(app):
     """Register after auth.init_app: the token is checked only once the user
     is known, so a signed-out form post still gets 401, not a token error."""
     app.before_request(refuse_cross_site)
+    app.before_request(limit_chunked_body)
     csrf.init_app(app)
     app.after_request(add_headers)

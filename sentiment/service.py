@@ -7,7 +7,9 @@ from .db import Feedback, Prediction, db, utcnow
 from .errors import BadInput
 from .model import ModelUnavailable
 
-MAX_ID = 2**63 - 1
+# Ids are INTEGER columns: PostgreSQL refuses a larger number in a query
+# ("integer out of range"), so anything beyond cannot exist and is a 404.
+MAX_ID = 2**31 - 1
 
 
 def model_holder():
