@@ -3,6 +3,7 @@ the environment, users from the database, roles, failed sign-in throttling,
 and the first-start credentials."""
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import sys
@@ -38,7 +39,8 @@ class _VerifiedCache:
 
     def key(self, username, password, stored_hash):
         secret = str(current_app.config["SECRET_KEY"]).encode()
-        message = "\0".join((username, password, stored_hash)).encode("utf-8", "surrogatepass")
+        # JSON keeps the three parts apart whatever characters they hold.
+        message = json.dumps([username, password, stored_hash]).encode()
         return hmac.new(secret, message, hashlib.sha256).digest()
 
     def __contains__(self, key):
