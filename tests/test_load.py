@@ -181,8 +181,9 @@ def test_sigkill_mid_load_loses_no_acknowledged_write(server_env, database_url, 
 
 @pytest.fixture
 def small_limit_server(server_env, tmp_path):
-    gunicorn = Gunicorn(dict(server_env, MAX_CONTENT_LENGTH="100000"), tmp_path / "gunicorn.log",
-                        workers=2).start()
+    gunicorn = Gunicorn(dict(server_env, MAX_CONTENT_LENGTH="100000",
+                             LOGIN_MAX_FAILURES_PER_USER="4", LOGIN_FAILURE_WINDOW="3"),
+                        tmp_path / "gunicorn.log", workers=3).start()
     yield gunicorn
     gunicorn.stop()
 
@@ -224,3 +225,21 @@ def test_over_the_limit_is_413_before_the_body_is_read_whole(small_limit_server,
                                [b"%x\r\n%s\r\n" % (len(payload), payload), b"0\r\n\r\n"])
     assert status == 200 and body["text"] == "me encanta"
     assert len(stored(database_url)[0]) == 1
+
+
+def test_failed_sign_ins_are_throttled_across_workers(small_limit_server):
+    """Each request is a new connection, spread over 3 worker processes: the
+    limit holds for all of them together, and lifts when the window passes."""
+    base = small_limit_server.base
+    wrong = header(USERNAME, "wrong password")
+    statuses = [call(base, "/predictions", auth=wrong)[0] for _ in range(4)]
+    assert statuses == [401] * 4
+    started = time.monotonic()
+    for _ in range(6):  # whichever worker answers, the right password is refused for now
+        status, body = call(base, "/predictions")
+        assert status == 429 and "too many failed sign-ins" in body["error"]
+    time.sleep(max(0.0, 3.2 - (time.monotonic() - started)))
+    deadline = time.monotonic() + 5
+    while call(base, "/predictions")[0] != 200:
+        assert time.monotonic() < deadline, "still refused after the window"
+        time.sleep(0.2)
