@@ -3,21 +3,28 @@
 Where a request goes:
   GET  /health                     sentiment/health.py  (no authentication)
   POST /predict, /feedback         sentiment/api.py     (JSON, Basic auth)
-  GET  /predictions                sentiment/api.py
-  GET  /, POST /, /p/<id>[...]     sentiment/web.py     (the page, Basic auth)
+  GET  /predictions                sentiment/api.py     (own, or all for an admin)
+  GET  /, POST /, /p/<id>[...]     sentiment/web.py     (the page, CSRF token)
   GET  /history                    sentiment/history.py (the user's own predictions)
   GET, POST /batch[/texts]         sentiment/batch.py   (file upload -> CSV)
   GET  /insight                    sentiment/insight.py (charts)
   GET  /lang/<code>                sentiment/i18n.py    (language switch, no auth)
-Each view calls sentiment/service.py, which uses the model in memory
-(sentiment/model.py) and the database (sentiment/db.py).
+  GET  /feedback[/export], POST /feedback/<id>/reject,
+  GET|POST /users, PATCH|DELETE /users/<name>
+                                   sentiment/admin.py   (admin role only)
+Every endpoint but /health, /lang and static files needs a signed-in user
+(sentiment/auth.py); sentiment/security.py adds CSRF tokens, the cross-site
+check and the security headers. Each view calls sentiment/service.py, which
+uses the model in memory (sentiment/model.py) and the database (sentiment/db.py).
+CLI: `flask --app app users ...`, `flask --app app feedback reject ID`.
 """
 import logging
 import os
 
 from flask import Flask
 
-from sentiment import api, auth, batch, db, errors, health, history, i18n, insight, web
+from sentiment import (admin, api, auth, batch, db, errors, health, history, i18n, insight,
+                       security, users, web)
 from sentiment.config import DEFAULT_MODEL_PATH, DEFAULTS, database_url, from_environment
 from sentiment.model import ModelHolder
 
@@ -41,8 +48,10 @@ def create_app(test_config=None, instance_path=None):
             os.path.join(app.instance_path, "secret-key"), lambda: os.urandom(32).hex())
 
     _log_to_stderr()
-    auth.init_app(app)
     db.init_app(app)
+    # Order matters: sign-in first, then the cross-site and CSRF checks.
+    auth.init_app(app)
+    security.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)
     app.extensions["sentiment_model"] = ModelHolder(
@@ -54,6 +63,12 @@ def create_app(test_config=None, instance_path=None):
     app.register_blueprint(history.bp)
     app.register_blueprint(batch.bp)
     app.register_blueprint(insight.bp)
+    app.register_blueprint(admin.bp)
+    # JSON clients (curl) have no token; they get the cross-site check instead.
+    security.csrf.exempt(api.bp)
+    security.csrf.exempt(admin.bp)
+    app.cli.add_command(users.cli)
+    app.cli.add_command(admin.cli)
     return app
 
 

@@ -14,6 +14,17 @@ def parse_args(argv=None):
                              "(may be given more than once)")
     parser.add_argument("--no-feedback", action="store_true",
                         help="do not train on the feedback stored in the database")
+    parser.add_argument("--feedback-role", action="append", choices=["user", "admin"],
+                        metavar="ROLE", help="train only on feedback given by this role "
+                        "(user or admin; may be given more than once)")
+    parser.add_argument("--feedback-user", action="append", metavar="NAME",
+                        help="train only on feedback given by this user (may be given more "
+                             "than once)")
+    parser.add_argument("--feedback-since", metavar="DATE",
+                        help="train only on feedback last changed on or after this UTC date "
+                             "or date-time (YYYY-MM-DD[THH:MM])")
+    parser.add_argument("--feedback-until", metavar="DATE",
+                        help="... and before this one (a bare date includes that whole day)")
     parser.add_argument("--no-corpora", action="store_true",
                         help="train only on --data files and feedback, not the built-in corpora")
     parser.add_argument("--output", metavar="PATH",
@@ -22,15 +33,20 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def read_feedback_rows():
+def read_feedback_rows(args):
     """Feedback from the database the service uses (DATABASE_URL or the
-    instance folder's SQLite file)."""
+    instance folder's SQLite file), never the rejected rows, narrowed by the
+    --feedback-* options."""
     from app import create_app
-    from sentiment.training import read_feedback
+    from sentiment.training import parse_when, read_feedback
 
+    since = parse_when(args.feedback_since) if args.feedback_since else None
+    until = parse_when(args.feedback_until, end=True) if args.feedback_until else None
     app = create_app({"BOOTSTRAP_CREDENTIALS": False, "LOAD_MODEL": False})
     with app.app_context():
-        rows = read_feedback()
+        rows = read_feedback(roles=args.feedback_role, users=args.feedback_user,
+                             since=since, until=until,
+                             report=lambda line: print(line, flush=True))
     where = app.config["SQLALCHEMY_DATABASE_URI"].split("@")[-1]
     print(f"feedback from {where}: {len(rows)} corrected texts", flush=True)
     return rows
@@ -52,7 +68,7 @@ def main(argv=None):
         feedback = []
         if not args.no_feedback:
             try:
-                feedback = read_feedback_rows()
+                feedback = read_feedback_rows(args)
             except SQLAlchemyError as exc:
                 first_line = str(exc).splitlines()[0]
                 raise TrainingError(f"cannot read feedback from the database ({first_line}); "

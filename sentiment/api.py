@@ -1,16 +1,20 @@
-"""The JSON API: predict, feedback, the list of predictions."""
+"""The JSON API: predict, feedback, the list of predictions.
+
+Sign-in happens app-wide (sentiment/auth.py). The API takes no CSRF token
+(curl has none); writes a browser marks as cross-site are refused instead.
+"""
 import json
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy.orm import selectinload
 
-from .auth import basic_auth
+from .auth import is_admin
 from .db import Prediction, db
 from .errors import BadInput
 from .service import check_text, check_texts, give_feedback, predict_and_store
+from .users import usable_name
 
 bp = Blueprint("api", __name__)
-bp.before_request(basic_auth.require)
 
 _LENIENT_TYPES = {"", "application/x-www-form-urlencoded", "text/plain"}
 
@@ -84,12 +88,24 @@ def int_arg(name, default, low, high):
 
 @bp.get("/predictions")
 def predictions():
-    """Stored predictions, newest first, with their feedback label."""
+    """Stored predictions, newest first, with their feedback label: a user's
+    own, or everyone's for an admin (`username=` narrows it to one user)."""
     page = int_arg("page", 1, 1, 10**9)
     per_page = int_arg("per_page", 20, 1, current_app.config["MAX_PER_PAGE"])
-    total = db.session.execute(db.select(db.func.count(Prediction.id))).scalar_one()
+    query = db.select(Prediction)
+    who = request.args.get("username")
+    if who is not None and not is_admin():
+        raise BadInput("forbidden: only an admin may list other users' predictions", status=403)
+    if not is_admin():
+        who = g.username
+    if who is not None:
+        if not usable_name(who):
+            raise BadInput("'username' must be 1 to 150 characters without NUL")
+        query = query.where(Prediction.username == who)
+    total = db.session.execute(
+        query.with_only_columns(db.func.count(Prediction.id)).order_by(None)).scalar_one()
     rows = db.session.execute(
-        db.select(Prediction)
+        query
         .options(selectinload(Prediction.feedback))
         .order_by(Prediction.created_at.desc(), Prediction.id.desc())
         .limit(per_page).offset((page - 1) * per_page)

@@ -1,41 +1,104 @@
-"""HTTP Basic auth through flask-basicauth, and the first-start credentials."""
+"""HTTP Basic auth through flask-basicauth: the bootstrap administrator from
+the environment, users from the database, roles, failed sign-in throttling,
+and the first-start credentials."""
+import hashlib
 import hmac
+import json
 import os
 import secrets
 import sys
+import threading
+import time
 
 from flask import current_app, g, jsonify, render_template, request
-from flask_basicauth import BasicAuth as _BasicAuth
 from flask_babel import gettext as _
+from flask_basicauth import BasicAuth as _BasicAuth
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import PAGE_BLUEPRINTS
+from . import PAGE_BLUEPRINTS, throttle
+from .errors import error_response
+from .users import find_user
+
+# Endpoints anyone may reach; every other one (including blueprints added
+# later) needs a signed-in user, so forgetting a decorator fails closed.
+# The language switch only sets a preference cookie and redirects locally.
+OPEN_ENDPOINTS = {"health.health", "static", "lang.switch"}
+
+
+class _VerifiedCache:
+    """Credentials already checked by this process, for a while.
+
+    Basic auth sends the password with every request, and a deliberately
+    slow hash per request would cap the service at a few requests a second.
+    The key covers the stored hash, so a changed password misses at once;
+    disabled and deleted users are looked up on every request anyway.
+    """
+
+    def __init__(self, size=4096):
+        self._entries = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def key(self, username, password, stored_hash):
+        secret = str(current_app.config["SECRET_KEY"]).encode()
+        # JSON keeps the three parts apart whatever characters they hold.
+        message = json.dumps([username, password, stored_hash]).encode()
+        return hmac.new(secret, message, hashlib.sha256).digest()
+
+    def __contains__(self, key):
+        with self._lock:
+            expires = self._entries.get(key)
+        return expires is not None and expires > time.monotonic()
+
+    def add(self, key):
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[key] = time.monotonic() + current_app.config["AUTH_CACHE_SECONDS"]
+
+
+verified = _VerifiedCache()
+
+
+def _same(given, expected):
+    """Constant-time equality of two strings as UTF-8 bytes."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
 
 
 class BasicAuth(_BasicAuth):
-    """flask-basicauth with a constant-time check that never raises."""
+    """flask-basicauth with database users, roles and a constant-time check."""
 
     def check_credentials(self, username, password):
-        """Compare as UTF-8 bytes in constant time; both comparisons always
-        run, so a wrong user name costs the same as a wrong password."""
-        expected_user = current_app.config.get("BASIC_AUTH_USERNAME") or ""
-        expected_password = current_app.config.get("BASIC_AUTH_PASSWORD")
-        if not expected_password:
-            return False
-        try:
-            given_user = str(username).encode("utf-8")
-            given_password = str(password).encode("utf-8")
-        except UnicodeError:
-            return False
-        user_ok = hmac.compare_digest(given_user, expected_user.encode("utf-8"))
-        password_ok = hmac.compare_digest(given_password, expected_password.encode("utf-8"))
-        return user_ok & password_ok
+        """True for the bootstrap administrator or an active user with the
+        right password; sets g.username and g.role.
 
-    def authenticate(self):
-        """True for good credentials, remembering who made the request."""
-        if super().authenticate():
-            g.username = request.authorization.username
-            return True
-        return False
+        A password hash is always checked (the user's, or a dummy one when the
+        name is unknown or is the bootstrap administrator's), and the
+        bootstrap comparison always runs, so a wrong user name costs the same
+        time as a wrong password.
+        """
+        if not isinstance(username, str) or not isinstance(password, str):
+            return False
+        config = current_app.config
+        boot_user = config.get("BASIC_AUTH_USERNAME") or ""
+        boot_password = config.get("BASIC_AUTH_PASSWORD") or ""
+        user = find_user(username) if username != boot_user else None
+        stored_hash = user.password_hash if user is not None else current_app.extensions["dummy_password_hash"]
+        key = verified.key(username, password, stored_hash if user is not None else boot_password)
+        if key in verified:
+            ok = True
+        else:
+            hash_ok = check_password_hash(stored_hash, password) and user is not None
+            boot_ok = _same(username, boot_user) & _same(password, boot_password) & bool(boot_password)
+            ok = hash_ok or boot_ok
+            if ok:
+                verified.add(key)
+        if not ok or (user is not None and not user.active):
+            return False
+        g.username = username
+        g.role = user.role if user is not None else "admin"
+        return True
 
     def challenge(self):
         """401 with the Basic challenge: JSON for API clients, a page for people."""
@@ -52,13 +115,46 @@ class BasicAuth(_BasicAuth):
         return response
 
     def require(self):
-        """A before_request hook for blueprints whose every view needs a user."""
-        if not self.authenticate():
+        """Sign the request in, or answer 401 (bad credentials) or 429 (too
+        many recent failures for this client or this user name)."""
+        if "username" in g:
+            return None
+        given = request.authorization
+        if given is None or given.type != "basic":
             return self.challenge()
-        return None
+        wait = throttle.retry_after(given.username)
+        if wait > 0:
+            seconds = max(1, int(wait + 0.999))
+            body, status = error_response(
+                429, f"too many failed sign-ins; try again in {seconds} s")
+            response = current_app.make_response((body, status))
+            response.headers["Retry-After"] = str(seconds)
+            return response
+        if self.authenticate():
+            return None
+        throttle.record_failure(given.username)
+        return self.challenge()
 
 
 basic_auth = BasicAuth()
+
+
+def is_admin():
+    return g.get("role") == "admin"
+
+
+def require_admin():
+    """A before_request hook (or a call) for administrators' actions."""
+    if not is_admin():
+        return error_response(403, "forbidden: this needs the admin role")
+    return None
+
+
+def require_sign_in():
+    """The app-wide hook: every endpoint but the open ones needs a user."""
+    if request.endpoint is None or request.endpoint in OPEN_ENDPOINTS:
+        return None
+    return basic_auth.require()
 
 
 def read_or_create_secret(path, make):
@@ -85,6 +181,11 @@ def read_or_create_secret(path, make):
 def init_app(app):
     """Wire the auth extension and make sure a password exists."""
     basic_auth.init_app(app)
+    app.before_request(require_sign_in)
+    # Checked in place of a real hash when a user name is unknown, with the
+    # same method and cost, so that case is not faster.
+    app.extensions["dummy_password_hash"] = generate_password_hash(
+        secrets.token_urlsafe(16), method=app.config["PASSWORD_HASH_METHOD"])
     if app.config["BASIC_AUTH_PASSWORD"] or not app.config["BOOTSTRAP_CREDENTIALS"]:
         return
     path = os.path.join(app.instance_path, "admin-password")

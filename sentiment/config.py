@@ -23,6 +23,20 @@ DEFAULTS = {
     "BOOTSTRAP_CREDENTIALS": True,
     # train.py builds the app only to read feedback, not to serve.
     "LOAD_MODEL": True,
+    # werkzeug.security's method for users' password hashes.
+    "PASSWORD_HASH_METHOD": "scrypt",
+    # How long one process trusts credentials it has already verified, so the
+    # slow hash is not paid on every request (Basic auth sends it every time).
+    "AUTH_CACHE_SECONDS": 300,
+    # Failed sign-ins: at most this many per client address and per user name
+    # within the window (seconds); beyond that 429 until the window passes.
+    "LOGIN_FAILURE_WINDOW": 300,
+    "LOGIN_MAX_FAILURES_PER_CLIENT": 30,
+    "LOGIN_MAX_FAILURES_PER_USER": 10,
+    # The session cookie only carries the CSRF token; never sent cross-site
+    # on a POST, never readable by scripts.
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_HTTPONLY": True,
 }
 
 # Environment variable -> (config key, type)
@@ -34,6 +48,9 @@ ENVIRONMENT = {
     "MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", int),
     "MODEL_CHECK_INTERVAL": ("MODEL_CHECK_INTERVAL", float),
     "SECRET_KEY": ("SECRET_KEY", str),
+    "LOGIN_FAILURE_WINDOW": ("LOGIN_FAILURE_WINDOW", float),
+    "LOGIN_MAX_FAILURES_PER_CLIENT": ("LOGIN_MAX_FAILURES_PER_CLIENT", int),
+    "LOGIN_MAX_FAILURES_PER_USER": ("LOGIN_MAX_FAILURES_PER_USER", int),
 }
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,10 +1,19 @@
-"""The database: predictions and the feedback people give on them."""
+"""The database: users, predictions, the feedback people give on them, and
+recent failed sign-ins (shared by every gunicorn worker)."""
+import logging
+import time
 from datetime import datetime, timezone
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import ForeignKey, String, Text, event
+from sqlalchemy import ForeignKey, String, Text, event, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+log = logging.getLogger(__name__)
+
+ROLES = ("user", "admin")
 
 
 class Base(DeclarativeBase):
@@ -16,6 +25,30 @@ db = SQLAlchemy(model_class=Base)
 
 def utcnow():
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class User(db.Model):
+    """A person who may sign in. The bootstrap administrator from the
+    environment is not a row: it keeps working even with an empty table."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    # werkzeug.security hash ("scrypt:..."), never the password itself.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_dict(self):
+        return {"username": self.username, "role": self.role, "active": self.active,
+                "created_at": self.created_at.isoformat() + "Z"}
+
+
+class LoginFailure(db.Model):
+    """One failed sign-in, keyed by client address or by (hashed) user name.
+    In the database so that every worker process sees every failure."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Prediction(db.Model):
@@ -55,6 +88,10 @@ class Feedback(db.Model):
     )
     label: Mapped[str] = mapped_column(String(16))
     username: Mapped[str] = mapped_column(String(150))
+    # The giver's role when they gave it, so training can trust some roles only.
+    role: Mapped[str] = mapped_column(String(16), default="admin")
+    # An administrator's veto: a rejected row never trains a model.
+    rejected: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     prediction: Mapped[Prediction] = relationship(back_populates="feedback")
@@ -67,6 +104,8 @@ class Feedback(db.Model):
             "label": self.label,
             "predicted_label": self.prediction.label,
             "username": self.username,
+            "role": self.role,
+            "rejected": self.rejected,
             "created_at": self.created_at.isoformat() + "Z",
             "updated_at": self.updated_at.isoformat() + "Z",
         }
@@ -85,8 +124,44 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.close()
 
 
+# Columns added after the first release: (table, column, DDL type and default).
+# create_all() makes missing tables but never alters an existing one.
+_ADDED_COLUMNS = [
+    # Before users existed every feedback came from the bootstrap administrator.
+    ("feedback", "role", "VARCHAR(16) NOT NULL DEFAULT 'admin'"),
+    ("feedback", "rejected", "BOOLEAN NOT NULL DEFAULT FALSE"),
+]
+
+
+def _add_missing_columns():
+    """Bring a database made by an earlier version up to date, in place."""
+    for table, column, ddl in _ADDED_COLUMNS:
+        present = {c["name"] for c in inspect(db.engine).get_columns(table)}
+        if column in present:
+            continue
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+            log.info("added column %s.%s", table, column)
+        except SQLAlchemyError:
+            # Another worker starting at the same moment added it first.
+            if column not in {c["name"] for c in inspect(db.engine).get_columns(table)}:
+                raise
+
+
 def init_app(app):
     """Bind the database to the app and create the tables on first start."""
     db.init_app(app)
     with app.app_context():
-        db.create_all()
+        for attempt in range(5):
+            try:
+                db.create_all()
+                _add_missing_columns()
+                break
+            except SQLAlchemyError:
+                # gunicorn workers starting together on a fresh database race
+                # to create the same table ("already exists"): the loser looks
+                # again and finds it there.
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))

@@ -2,6 +2,7 @@
 import logging
 
 from flask import jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -11,9 +12,11 @@ from .db import db
 log = logging.getLogger(__name__)
 
 MESSAGES = {
+    403: "forbidden",
     404: "not found",
     405: "method not allowed",
     413: "request body too large",
+    429: "too many requests",
 }
 
 
@@ -59,6 +62,10 @@ def init_app(app):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         message = MESSAGES.get(exc.code, (exc.name or "error").lower())
+        if isinstance(exc, CSRFError):
+            # A form without a valid token: from another site, or a page
+            # left open past the token's lifetime.
+            message = f"{exc.description} Reload the page and send the form again."
         if exc.code == 413:
             message += f" (limit {app.config['MAX_CONTENT_LENGTH']} bytes)"
         response = error_response(exc.code, message)

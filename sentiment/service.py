@@ -7,7 +7,9 @@ from .db import Feedback, Prediction, db, utcnow
 from .errors import BadInput
 from .model import ModelUnavailable
 
-MAX_ID = 2**63 - 1
+# Ids are INTEGER columns: PostgreSQL refuses a larger number in a query
+# ("integer out of range"), so anything beyond cannot exist and is a 404.
+MAX_ID = 2**31 - 1
 
 
 def model_holder():
@@ -88,23 +90,40 @@ def find_prediction(prediction_id):
     return prediction
 
 
+def check_may_see(prediction):
+    """A user sees and corrects only their own predictions; an admin, all.
+
+    Feedback trains the next model, so a user must not be able to relabel
+    what someone else asked: that is the admin's job.
+    """
+    if g.role != "admin" and prediction.username != g.username:
+        raise BadInput(f"forbidden: prediction {prediction.id} is another user's", status=403)
+    return prediction
+
+
 def give_feedback(prediction_id, label):
     """Store the corrected label; returns (feedback, created).
 
     A later feedback on the same prediction replaces the earlier one.
     """
     label = check_label(label)
-    prediction = find_prediction(prediction_id)
+    prediction = check_may_see(find_prediction(prediction_id))
     for _ in range(2):
         feedback = db.session.execute(
             db.select(Feedback).filter_by(prediction_id=prediction.id)).scalar_one_or_none()
         created = feedback is None
         if created:
-            feedback = Feedback(prediction_id=prediction.id, label=label, username=g.username)
+            feedback = Feedback(prediction_id=prediction.id, label=label, username=g.username,
+                                role=g.role)
             db.session.add(feedback)
         else:
             feedback.label = label
             feedback.username = g.username
+            feedback.role = g.role
+            if g.role == "admin":
+                # An admin's own correction is trusted; a user re-sending a
+                # rejected correction does not lift the rejection.
+                feedback.rejected = False
             feedback.updated_at = utcnow()
         try:
             db.session.commit()

@@ -10,7 +10,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import scipy
@@ -162,17 +162,54 @@ def vader_lexicon(min_strength=0.5):
     return lexicon
 
 
-def read_feedback():
+def parse_when(value, end=False):
+    """A UTC date or date-time from ISO text. A bare date as the end of a
+    range means the whole of that day (so --feedback-until 2026-11-25
+    includes the 25th)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise TrainingError(f"{value!r} is not a date (YYYY-MM-DD) or date-time "
+                            "(YYYY-MM-DDTHH:MM[:SS])") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    if end and len(value.strip()) == 10:
+        when += timedelta(days=1)
+    return when
+
+
+def read_feedback(roles=None, users=None, since=None, until=None, report=None):
     """Feedback rows as (prediction text, corrected label); for a text corrected
-    more than once, the most recent correction wins. Needs an app context."""
+    more than once, the most recent correction wins. Rejected rows never
+    train; `roles`/`users` keep only feedback given by those, and
+    [`since`, `until`) keeps only feedback last changed then. Needs an app
+    context."""
     from .db import Feedback, Prediction, db
 
     stmt = (db.select(Prediction.text, Feedback.label)
             .join(Feedback, Feedback.prediction_id == Prediction.id)
+            .where(Feedback.rejected.is_(False))
             .order_by(Feedback.updated_at, Feedback.id))
+    if roles:
+        stmt = stmt.where(Feedback.role.in_(list(roles)))
+    if users:
+        stmt = stmt.where(Feedback.username.in_(list(users)))
+    if since is not None:
+        stmt = stmt.where(Feedback.updated_at >= since)
+    if until is not None:
+        stmt = stmt.where(Feedback.updated_at < until)
     latest = {}
+    used = 0
     for text, label in db.session.execute(stmt):
+        used += 1
         latest[normalize(text)] = (text, label)
+    if report is not None:
+        total, rejected = db.session.execute(
+            db.select(db.func.count(Feedback.id),
+                      db.func.count(Feedback.id).filter(Feedback.rejected.is_(True)))).one()
+        report(f"feedback: {used} of {total} rows used ({rejected} rejected, "
+               f"{total - rejected - used} outside the chosen roles/users/dates), "
+               f"{len(latest)} distinct texts")
     return [Row(text, label, detect_language(text), "feedback")
             for text, label in latest.values()]
 

@@ -3,19 +3,18 @@
 Plain form posts with redirect-after-post, so it works with JavaScript off
 and a reload never stores a prediction twice. With JavaScript on,
 static/app.js sends the same forms with fetch() and swaps in the page it
-gets back, so both paths render through the same templates.
+gets back, so both paths render through the same templates. Every form
+carries a CSRF token (checked app-wide by sentiment/security.py after sign-in).
 """
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from . import LABELS
-from .auth import basic_auth
 from .errors import BadInput
 from .i18n import label_name, local_path
-from .service import check_text, find_prediction, give_feedback, predict_and_store
+from .service import check_may_see, check_text, find_prediction, give_feedback, predict_and_store
 
 bp = Blueprint("web", __name__)
-bp.before_request(basic_auth.require)
 
 
 @bp.get("/")
@@ -38,7 +37,7 @@ def submit():
 @bp.get("/p/<int:prediction_id>")
 def show(prediction_id):
     """One stored prediction with its feedback buttons."""
-    prediction = find_prediction(prediction_id)
+    prediction = check_may_see(find_prediction(prediction_id))
     return render_template("prediction.html", p=prediction, labels=LABELS)
 
 

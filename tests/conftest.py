@@ -2,6 +2,7 @@
 schema, a client, a CLI runner, and credentials."""
 import base64
 import os
+import re
 import shutil
 import uuid
 
@@ -80,6 +81,9 @@ def make_app(database_url, shipped_model, tmp_path):
             "BASIC_AUTH_USERNAME": USERNAME,
             "BASIC_AUTH_PASSWORD": PASSWORD,
             "SECRET_KEY": "test",
+            # A cheap hash keeps the many sign-ins of the suite fast; the
+            # timing test uses the real default.
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         }
         settings.update(config)
         application = create_app(settings, instance_path=str(instance_path or tmp_path / "instance"))
@@ -106,6 +110,20 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+def add_user(app, username, password, role="user"):
+    """A database user, created through the same CLI an operator uses."""
+    result = app.test_cli_runner().invoke(args=["users", "create", username, "--role", role],
+                                          input=f"{password}\n{password}\n")
+    assert result.exit_code == 0, result.output
+    return basic(username, password)
+
+
+def csrf_token(client, headers=AUTH):
+    """The token the page's forms carry, read from the page like a browser."""
+    html = client.get("/", headers=headers).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 @pytest.fixture

@@ -53,3 +53,60 @@ def run_train(*args, env=None):
     full_env.update(env or {})
     return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args],
                           cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=600)
+
+
+class Gunicorn:
+    """`gunicorn app:app` on a free loopback port, in its own process group
+    so a test can SIGKILL master and workers at once."""
+
+    def __init__(self, env, log_path, workers=3):
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, GUNICORN_BIND=f"127.0.0.1:{self.port}",
+                        WEB_CONCURRENCY=str(workers), **env)
+        self.log_path = log_path
+        self.process = None
+
+    def start(self, timeout=60):
+        import time
+        import urllib.request
+        self.log = open(self.log_path, "a")
+        self.process = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:app"], cwd=ROOT,
+                                        env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.base + "/health", timeout=5) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.kill()
+                raise RuntimeError("gunicorn did not start: " + open(self.log_path).read()[-3000:])
+            time.sleep(0.2)
+
+    def kill(self, sig=None):
+        import signal
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, sig or signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+        self.process = None
+        self.log.close()
+
+    def stop(self):
+        import signal
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            finally:
+                self.kill()

@@ -80,6 +80,8 @@ def prediction_id(client):
     ({"prediction_id": 987654, "label": "positive"}, 404, "no prediction"),
     ({"prediction_id": -1, "label": "positive"}, 404, "no prediction"),
     ({"prediction_id": 2**80, "label": "positive"}, 404, "no prediction"),
+    ({"prediction_id": 2**31, "label": "positive"}, 404, "no prediction"),
+    ({"prediction_id": 2**40, "label": "positive"}, 404, "no prediction"),
 ])
 def test_bad_feedback(client, count_rows, prediction_id, body, status, message):
     body = {k: (prediction_id if v == "PID" else v) for k, v in body.items()}

@@ -9,7 +9,7 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from conftest import AUTH, ROOT
+from conftest import AUTH, ROOT, csrf_token
 from sentiment.db import Prediction, db
 
 ES = {**AUTH, "Accept-Language": "es-ES,es;q=0.9,en;q=0.5"}
@@ -24,7 +24,8 @@ def predict(client, *texts):
 def upload(client, name, content, path="/batch", headers=AUTH):
     """Post `content` as the file `name`, as the batch form does."""
     data = content.encode("utf-8") if isinstance(content, str) else content
-    return client.post(path, data={"file": (io.BytesIO(data), name)}, headers=headers,
+    return client.post(path, data={"file": (io.BytesIO(data), name),
+                                   "csrf_token": csrf_token(client)}, headers=headers,
                        content_type="multipart/form-data")
 
 
@@ -41,7 +42,8 @@ def test_page_speaks_the_browsers_language(client):
 
 
 def test_labels_are_shown_translated_but_the_api_stays_english(client):
-    location = client.post("/", data={"text": "¡Me encanta este sitio!"}, headers=ES).headers["Location"]
+    location = client.post("/", data={"text": "¡Me encanta este sitio!",
+                                      "csrf_token": csrf_token(client)}, headers=ES).headers["Location"]
     page = client.get(location, headers=ES).get_data(as_text=True)
     assert 'id="label">positivo<' in page and "Sí, positivo" in page and "No, negativo" in page
     # The same page in English right after has no Spanish left in it.
@@ -129,14 +131,16 @@ def test_history_pages_and_filters(make_app):
 def test_feedback_from_the_history_goes_back_there_and_marks_the_row(client, count_rows):
     (pid,) = predict(client, "Me encanta")
     back = f"/history?label=positive#p{pid}"
-    saved = client.post(f"/p/{pid}/feedback", data={"label": "neutral", "next": back}, headers=AUTH)
+    saved = client.post(f"/p/{pid}/feedback", data={"label": "neutral", "next": back,
+                                                         "csrf_token": csrf_token(client)}, headers=AUTH)
     assert saved.status_code == 303 and saved.headers["Location"] == back
     page = client.get("/history?label=positive", headers=AUTH).get_data(as_text=True)
     item = page[page.index(f'id="p{pid}"'):]
     assert "Your answer: <strong>neutral</strong>" in item and "✓ Saved" in item
     assert count_rows() == (1, 1)
     # Somewhere off the site is never a way back.
-    away = client.post(f"/p/{pid}/feedback", data={"label": "positive", "next": "https://evil.example/"},
+    away = client.post(f"/p/{pid}/feedback", data={"label": "positive", "next": "https://evil.example/",
+                                                        "csrf_token": csrf_token(client)},
                        headers=AUTH)
     assert away.headers["Location"] == f"/p/{pid}"
 
@@ -201,7 +205,7 @@ def test_too_many_rows_says_the_limit(make_app, count_rows):
 
 
 def test_missing_file_is_a_readable_page(client):
-    response = client.post("/batch", data={}, headers=AUTH)
+    response = client.post("/batch", data={"csrf_token": csrf_token(client)}, headers=AUTH)
     assert response.status_code == 400 and "Choose a file to upload." in response.get_data(as_text=True)
 
 
