@@ -1,11 +1,13 @@
 """The model held in memory: load, verify, predict, and reload when the
 file on disk is replaced by a newer one."""
 import logging
-import math
 import os
 import pickle
 import threading
+import math
 import time
+from collections import Counter
+from itertools import chain, repeat
 
 import numpy as np
 import sklearn
@@ -108,18 +110,15 @@ class _Tfidf:
         self.idf = vectorizer.idf_ if vectorizer.use_idf else None
         self.norm = vectorizer.norm
 
-    def transform(self, text):
-        """(sorted column indices, tf-idf values) of one text."""
-        vocabulary = self.vocabulary
-        counts = {}
-        for feature in self.analyze(text):
-            j = vocabulary.get(feature)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
+    def transform_one(self, text):
+        """(sorted column indices, tf-idf values) of one text, or None:
+        transform() with fewer numpy calls, for the one-text requests."""
+        counts = Counter(map(self.vocabulary.get, self.analyze(text)))
+        counts.pop(None, None)  # features outside the vocabulary
         if not counts:
-            return (), None
+            return None
         columns = sorted(counts)
-        data = np.array([counts[j] for j in columns], dtype=self.dtype)
+        data = np.fromiter(map(counts.__getitem__, columns), dtype=self.dtype, count=len(columns))
         if self.binary:
             data.fill(1)
         if self.sublinear:
@@ -128,16 +127,54 @@ class _Tfidf:
         if self.idf is not None:
             data *= self.idf[columns]
         if self.norm is not None:
-            # As sklearn's inplace_csr_row_normalize_l1/l2: a float64 sum in
-            # index order, then each value divided in float64.
-            total = 0.0
-            for value in (np.abs(data) if self.norm == "l1" else data * data).tolist():
-                total += value
+            parts = np.abs(data) if self.norm == "l1" else data * data
+            total = float(np.cumsum(parts, dtype=np.float64)[-1])  # in column order
             if total != 0.0:
                 if self.norm == "l2":
                     total = math.sqrt(total)
+                # float64 division, as in sklearn's Cython (a Python float
+                # alone would keep it in float32).
                 data = (data.astype(np.float64) / total).astype(self.dtype)
         return columns, data
+
+    def transform(self, texts):
+        """The tf-idf matrix of the texts as (rows, columns, values), sorted
+        by row then column like sklearn's CSR matrix."""
+        analyze, get = self.analyze, self.vocabulary.get
+        features = [analyze(text) for text in texts]
+        lengths = np.fromiter(map(len, features), dtype=np.intp, count=len(features))
+        # Vocabulary lookups in C; unknown features are -1 and dropped.
+        found = np.fromiter(map(get, chain.from_iterable(features), repeat(-1)),
+                            dtype=np.int64, count=int(lengths.sum()))
+        rows = np.repeat(np.arange(len(features), dtype=np.int64), lengths)
+        known = found >= 0
+        # One sort of row * width + column orders every row's columns; equal
+        # neighbours are the same feature counted again.
+        keys = rows[known] * self.width + found[known]
+        keys.sort()
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        keys = keys[starts]
+        rows, columns = np.divmod(keys, self.width)
+        data = np.diff(np.append(starts, known.sum())).astype(self.dtype)
+        if self.binary:
+            data.fill(1)
+        if self.sublinear:
+            np.log(data, data)
+            data += 1.0
+        if self.idf is not None:
+            data *= self.idf[columns]
+        if self.norm is not None and data.size:
+            # As sklearn's inplace_csr_row_normalize_l1/l2: squares (or
+            # absolute values) in the data's dtype, added up in float64 in
+            # column order (bincount adds in input order), each value divided
+            # in float64. Rows without any feature stay empty.
+            parts = np.abs(data) if self.norm == "l1" else data * data
+            totals = np.bincount(rows, weights=parts, minlength=len(features))
+            if self.norm == "l2":
+                totals = np.sqrt(totals)
+            totals[totals == 0.0] = 1.0
+            data = (data / totals[rows]).astype(self.dtype)
+        return rows, columns, data
 
 
 class FastPath:
@@ -169,28 +206,56 @@ class FastPath:
         self.binary = len(clf.classes_) <= 2
         if self.binary and self.coef_t.shape[1] != 1:
             raise UnsupportedPipeline("binary classifier with several coefficient rows")
-        self.dtype = np.result_type(*(v.dtype for v in self.vectorizers), self.coef_t.dtype)
+        # scipy multiplies the sparse matrix (the union's dtype) by coef_ in
+        # their common dtype.
+        data_dtype = np.result_type(*(v.dtype for v in self.vectorizers))
+        self.dtype = np.result_type(data_dtype, self.coef_t.dtype)
 
-    def decision(self, text):
-        """coef_ . features + intercept for one text, summed in column order
-        in the same dtype as scipy's sparse-times-dense product."""
+    def decision_function(self, texts):
+        """coef_ . features + intercept, each row summed in column order in
+        the same dtype as scipy's sparse-times-dense product (csr_matvecs)."""
+        parts = [v.transform(texts) for v in self.vectorizers]
+        rows = np.concatenate([p[0] for p in parts])
+        columns = np.concatenate([p[1] + offset for p, offset in zip(parts, self.offsets)])
+        values = np.concatenate([p[2].astype(self.dtype, copy=False) for p in parts])
+        # The union's columns: each vectorizer's block after the previous
+        # one's, so a stable sort by row gives every row in column order.
+        order = np.argsort(rows, kind="stable")
+        rows, columns, values = rows[order], columns[order], values[order]
+        products = (self.coef_t[columns] * values[:, None]).T.copy()
+        totals = np.zeros((len(products), len(texts)), dtype=self.dtype)
+        # add.at adds in input order, one product at a time, like scipy
+        # (and is much faster on one class's 1-d column than on 2-d rows).
+        for total, product in zip(totals, products):
+            np.add.at(total, rows, product)
+        return totals.T + self.intercept
+
+    def decision_one(self, text):
+        """decision_function([text])[0] with the fewest numpy calls: the
+        running sum of the products in column order, as scipy adds them."""
         columns, values = [], []
         for vectorizer, offset in zip(self.vectorizers, self.offsets):
-            cols, data = vectorizer.transform(text)
-            if data is not None:
-                columns.extend(j + offset for j in cols)
-                values.append(data.astype(self.dtype, copy=False))
+            found = vectorizer.transform_one(text)
+            if found is not None:
+                columns.extend([j + offset for j in found[0]] if offset else found[0])
+                values.append(found[1])
         if not columns:
-            total = np.zeros(self.coef_t.shape[1], dtype=self.dtype)
-        else:
-            data = values[0] if len(values) == 1 else np.concatenate(values)
-            products = self.coef_t[columns] * data[:, None]
-            total = np.cumsum(products, axis=0)[-1]
-        return total + self.intercept
+            return np.zeros(self.coef_t.shape[1], dtype=self.dtype) + self.intercept
+        values = values[0] if len(values) == 1 else np.concatenate(values)
+        products = self.coef_t[columns] * values.astype(self.dtype, copy=False)[:, None]
+        return np.cumsum(products, axis=0)[-1] + self.intercept
 
-    def predict_proba(self, texts):
-        """The same matrix as pipeline.predict_proba(texts)."""
-        scores = np.stack([self.decision(text) for text in texts])
+    def predict_proba(self, texts, one_by_one=None):
+        """The same matrix as pipeline.predict_proba(texts).
+
+        A few texts go one by one (less numpy overhead), more in one batch
+        (less Python per text); both give the same numbers."""
+        if one_by_one is None:
+            one_by_one = len(texts) <= 4
+        if one_by_one:
+            scores = np.stack([self.decision_one(text) for text in texts])
+        else:
+            scores = self.decision_function(texts)
         if self.binary:
             positive = expit(scores.reshape(-1))
             return np.stack([1 - positive, positive], axis=1)
@@ -202,10 +267,13 @@ class FastPath:
 
 def fast_path_for(pipeline, texts=CHECK_TEXTS, tolerance=1e-6):
     """A verified FastPath for the pipeline, or None (logged) to use sklearn."""
+    texts = list(texts)
     try:
         fast = FastPath(pipeline)
-        expected = pipeline.predict_proba(list(texts))
-        got = fast.predict_proba(list(texts))
+        expected = pipeline.predict_proba(texts)
+        # Both ways through the fast path: as one batch and one by one.
+        answers = [fast.predict_proba(texts, one_by_one=False),
+                   np.vstack([fast.predict_proba([text], one_by_one=True) for text in texts])]
     except UnsupportedPipeline as exc:
         log.warning("using scikit-learn's predict_proba: the fast path does not support %s", exc)
         return None
@@ -213,15 +281,16 @@ def fast_path_for(pipeline, texts=CHECK_TEXTS, tolerance=1e-6):
         log.warning("using scikit-learn's predict_proba: the fast path failed (%s: %s)",
                     exc.__class__.__name__, exc)
         return None
-    if got.shape != expected.shape:
-        log.warning("using scikit-learn's predict_proba: the fast path gave shape %s, not %s",
-                    got.shape, expected.shape)
-        return None
-    difference = float(np.max(np.abs(got.astype(np.float64) - expected)))
-    if not difference <= tolerance:
-        log.warning("using scikit-learn's predict_proba: the fast path differs by %.3g "
-                    "on the check texts (tolerance %g)", difference, tolerance)
-        return None
+    for got in answers:
+        if got.shape != expected.shape:
+            log.warning("using scikit-learn's predict_proba: the fast path gave shape %s, not %s",
+                        got.shape, expected.shape)
+            return None
+        difference = float(np.max(np.abs(got.astype(np.float64) - expected)))
+        if not difference <= tolerance:
+            log.warning("using scikit-learn's predict_proba: the fast path differs by %.3g "
+                        "on the check texts (tolerance %g)", difference, tolerance)
+            return None
     return fast
 
 

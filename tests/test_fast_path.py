@@ -59,8 +59,14 @@ def test_fast_path_matches_predict_proba_on_many_texts(shipped):
     batch = fast.predict_proba(texts)
     assert batch.shape == expected.shape
     np.testing.assert_allclose(batch, expected, rtol=0, atol=1e-6)
-    for text, row in zip(texts[::7] + EDGE_TEXTS, np.vstack([expected[::7], expected[-len(CHECK_TEXTS) - len(EDGE_TEXTS):-len(CHECK_TEXTS)]])):
+    # One text at a time takes the other way through the fast path.
+    for text, row in list(zip(texts, expected))[::5]:
         np.testing.assert_allclose(fast.predict_proba([text])[0], row, rtol=0, atol=1e-6)
+    # Small batches too, with texts that have no known feature among them.
+    for start in range(0, 60, 3):
+        chunk = EDGE_TEXTS[start % len(EDGE_TEXTS):][:3] + texts[start:start + 1]
+        np.testing.assert_allclose(fast.predict_proba(chunk), pipeline.predict_proba(chunk),
+                                   rtol=0, atol=1e-6)
 
 
 def test_predict_answers_are_unchanged(shipped):
@@ -98,7 +104,10 @@ def test_fast_path_is_generic(features, labels):
     pipeline.fit(texts, y)
     probe = texts + EDGE_TEXTS + list(CHECK_TEXTS)
     expected = pipeline.predict_proba(probe)
-    np.testing.assert_allclose(FastPath(pipeline).predict_proba(probe), expected, rtol=0, atol=1e-6)
+    fast = FastPath(pipeline)
+    np.testing.assert_allclose(fast.predict_proba(probe), expected, rtol=0, atol=1e-6)
+    singles = np.vstack([fast.predict_proba([text]) for text in probe])
+    np.testing.assert_allclose(singles, expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("pipeline", [
@@ -127,8 +136,8 @@ def test_a_fast_path_that_differs_is_not_used(shipped, monkeypatch, caplog):
     header, pipeline = shipped
     original = FastPath.predict_proba
 
-    def off_by_a_little(self, texts):
-        return original(self, texts) + 2e-6
+    def off_by_a_little(self, texts, one_by_one=None):
+        return original(self, texts, one_by_one) + 2e-6
 
     monkeypatch.setattr(FastPath, "predict_proba", off_by_a_little)
     with caplog.at_level(logging.WARNING, logger="sentiment.model"):
