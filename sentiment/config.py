@@ -16,6 +16,9 @@ DEFAULTS = {
     # How often a worker looks at the model file for a newer version.
     "MODEL_CHECK_INTERVAL": 1.0,
     "SQLALCHEMY_DATABASE_URI": None,
+    # SQLite only (WAL mode): NORMAL syncs the disk at checkpoints, not at
+    # every commit; FULL makes every commit wait for the disk. See README.
+    "SQLITE_SYNCHRONOUS": "NORMAL",
     "BOOTSTRAP_CREDENTIALS": True,
     # train.py builds the app only to read feedback, not to serve.
     "LOAD_MODEL": True,
@@ -30,6 +33,7 @@ ENVIRONMENT = {
     "MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", int),
     "MODEL_CHECK_INTERVAL": ("MODEL_CHECK_INTERVAL", float),
     "SECRET_KEY": ("SECRET_KEY", str),
+    "SQLITE_SYNCHRONOUS": ("SQLITE_SYNCHRONOUS", str),
 }
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
