@@ -325,8 +325,8 @@ def main(argv=None):
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES))
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--sqlite-synchronous", nargs="+", default=None, metavar="LEVEL",
-                        help="also run the SQLite service with these PRAGMA synchronous levels "
-                             "(e.g. NORMAL FULL); default: the configured one only")
+                        help="also run single predictions on SQLite with these PRAGMA synchronous "
+                             "levels (e.g. FULL), beside the configured default")
     parser.add_argument("--root", default=ROOT,
                         help="the checkout to serve (to compare against another commit)")
     parser.add_argument("--output", default=RESULTS, help="Markdown file ('-' for none)")
@@ -374,14 +374,13 @@ def main(argv=None):
 
     targets = [("hello-world", "bench.apps:hello", {}, None),
                ("Basic auth only", "bench.apps:auth_only", {}, None)]
-    levels = args.sqlite_synchronous or [None]
-    for level in levels:
-        env = {"DATABASE_URL": "sqlite:///" + os.path.join(tmp, f"bench-{level or 'default'}.sqlite")}
-        label = "SQLite"
-        if level:
-            env["SQLITE_SYNCHRONOUS"] = level
-            label = f"SQLite, synchronous={level}"
-        targets.append((label, "app:app", env, "sqlite"))
+    targets.append(("SQLite", "app:app",
+                    {"DATABASE_URL": "sqlite:///" + os.path.join(tmp, "bench.sqlite")}, "sqlite"))
+    for level in args.sqlite_synchronous or []:
+        # The same service with another durability level, single predictions only.
+        targets.append((f"SQLite, synchronous={level.upper()}", "app:app",
+                        {"DATABASE_URL": "sqlite:///" + os.path.join(tmp, f"bench-{level}.sqlite"),
+                         "SQLITE_SYNCHRONOUS": level}, "sqlite"))
     schema = None
     if not args.no_postgres and postgres_reachable(args.postgres):
         targets.append(("PostgreSQL", "app:app", None, "postgresql"))
@@ -392,12 +391,21 @@ def main(argv=None):
             if database == "postgresql":
                 schema = PostgresSchema(args.postgres)
                 env = {"DATABASE_URL": schema.url}
+            if app == "app:app":
+                # Tables first, by one process: checkouts before 185d5fb let
+                # workers race to create them on a new database.
+                subprocess.run([sys.executable, "-c", "from app import create_app; create_app()"],
+                               cwd=root, env=dict(os.environ, **base_env, **env,
+                                                  PYTHONPATH=root),
+                               check=True, capture_output=True, timeout=120)
             server = Server(app, dict(base_env, **env), root if app == "app:app" else ROOT,
                             tmp, label.replace(" ", "_").replace(",", "").replace("=", "_"))
             try:
                 service = app == "app:app"
                 server.wait_ready("/health" if service else "/", None if service else auth, workers)
-                if service:
+                if service and "synchronous" in label:
+                    scenarios = [("predict, 1 text", scripts["predict1"], 1)]
+                elif service:
                     scenarios = [("predict, 1 text", scripts["predict1"], 1),
                                  ("predict, 100 texts", scripts["batch100"], 100),
                                  ("feedback", None, 0)]
@@ -448,6 +456,9 @@ def format_report(rows, memory, model, workers, args, load_before, started, root
     hello = {r["connections"]: r["rps"] for r in rows if r["target"] == "hello-world"}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                             capture_output=True, text=True).stdout.strip() or "unknown"
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                      capture_output=True, text=True).stdout.strip():
+        commit += " with uncommitted changes"
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as fh:

@@ -83,6 +83,9 @@ class StoredPrediction:
 
 
 _PREDICTION = Prediction.__table__
+# Built once: a statement is immutable and reusable.
+_INSERT_ONE = insert(_PREDICTION).returning(_PREDICTION.c.id)
+_INSERT_MANY = insert(_PREDICTION).returning(_PREDICTION.c.id, sort_by_parameter_order=True)
 
 
 def predict_and_store(texts):
@@ -103,12 +106,9 @@ def predict_and_store(texts):
         for text, (label, score, probs) in zip(texts, model.predict(texts))
     ]
     if len(rows) == 1:
-        ids = [db.session.execute(insert(_PREDICTION).returning(_PREDICTION.c.id),
-                                  rows[0]).scalar_one()]
+        ids = [db.session.execute(_INSERT_ONE, rows[0]).scalar_one()]
     else:
-        ids = db.session.execute(
-            insert(_PREDICTION).returning(_PREDICTION.c.id, sort_by_parameter_order=True),
-            rows).scalars().all()
+        ids = db.session.execute(_INSERT_MANY, rows).scalars().all()
     db.session.commit()
     return [
         StoredPrediction(id, row["text"], row["label"], row["score"], row["p_negative"],
@@ -127,6 +127,17 @@ def find_prediction(prediction_id):
     if prediction is None:
         raise BadInput(f"no prediction with id {prediction_id}", status=404)
     return prediction
+
+
+class StoredFeedback:
+    """Feedback just stored, as the API shows it; its fields as attributes."""
+
+    def __init__(self, data):
+        self._data = data
+        self.__dict__.update(data)
+
+    def to_dict(self):
+        return dict(self._data)
 
 
 def give_feedback(prediction_id, label):
@@ -148,8 +159,12 @@ def give_feedback(prediction_id, label):
             feedback.username = g.username
             feedback.updated_at = utcnow()
         try:
+            db.session.flush()
+            # Read before the commit, which would expire the objects and
+            # cost two more SELECTs to show them.
+            stored = StoredFeedback(feedback.to_dict())
             db.session.commit()
-            return feedback, created
+            return stored, created
         except IntegrityError:
             # Another request stored feedback for this prediction first:
             # replace theirs, as a later feedback would.
