@@ -23,3 +23,23 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s %(L)ss'
 # No control socket in the home folder: nothing needs it, and a service
 # should not leave sockets in a user's home.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """Import the large libraries once, in the master, before any worker.
+
+    On `kill -HUP` gunicorn starts new workers and stops the old ones at
+    once; until a new worker has imported the app, requests wait in the
+    listen backlog. Workers forked with numpy, scipy, scikit-learn, Flask and
+    SQLAlchemy already imported only import the service's own code (so HUP
+    still picks up new code) and load the model: ready in about 0.4 s instead
+    of 3 s on 2 cores. Upgrading these libraries needs a full restart.
+    """
+    import flask  # noqa: F401
+    import flask_sqlalchemy  # noqa: F401
+    import numpy  # noqa: F401
+    import scipy.special  # noqa: F401
+    import sklearn.feature_extraction.text  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.pipeline  # noqa: F401
+    import sqlalchemy  # noqa: F401

@@ -20,6 +20,9 @@ DEFAULTS = {
     # How often a worker looks at the model file for a newer version.
     "MODEL_CHECK_INTERVAL": 1.0,
     "SQLALCHEMY_DATABASE_URI": None,
+    # SQLite only (WAL mode): NORMAL syncs the disk at checkpoints, not at
+    # every commit; FULL makes every commit wait for the disk. See README.
+    "SQLITE_SYNCHRONOUS": "NORMAL",
     "BOOTSTRAP_CREDENTIALS": True,
     # train.py builds the app only to read feedback, not to serve.
     "LOAD_MODEL": True,
@@ -51,6 +54,7 @@ ENVIRONMENT = {
     "LOGIN_FAILURE_WINDOW": ("LOGIN_FAILURE_WINDOW", float),
     "LOGIN_MAX_FAILURES_PER_CLIENT": ("LOGIN_MAX_FAILURES_PER_CLIENT", int),
     "LOGIN_MAX_FAILURES_PER_USER": ("LOGIN_MAX_FAILURES_PER_USER", int),
+    "SQLITE_SYNCHRONOUS": ("SQLITE_SYNCHRONOUS", str),
 }
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

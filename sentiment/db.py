@@ -3,11 +3,12 @@ recent failed sign-ins (shared by every gunicorn worker)."""
 import logging
 import time
 from datetime import datetime, timezone
+from functools import partial
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, String, Text, event, inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -149,19 +150,44 @@ def _add_missing_columns():
                 raise
 
 
+SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def _sqlite_synchronous(level, dbapi_connection, connection_record):
+    """PRAGMA synchronous for this app's SQLite connections: how often a
+    commit waits for the disk (see README, Performance)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA synchronous={level}")
+    cursor.close()
+
+
+def create_tables(attempts=5):
+    """Create the missing tables.
+
+    Every gunicorn worker builds the app, so on a new database several of
+    them race to create the tables; the losers' CREATE TABLE fails ("already
+    exists", or a duplicate pg_type row on PostgreSQL) and they simply look
+    again, finding the tables there.
+    """
+    for attempt in range(attempts):
+        try:
+            db.create_all()
+            _add_missing_columns()
+            return
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def init_app(app):
     """Bind the database to the app and create the tables on first start."""
     db.init_app(app)
+    level = str(app.config.get("SQLITE_SYNCHRONOUS") or "").upper()
+    if level and level not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise SystemExit(f"SQLITE_SYNCHRONOUS={level!r} is not one of "
+                         f"{', '.join(SQLITE_SYNCHRONOUS_LEVELS)}")
     with app.app_context():
-        for attempt in range(5):
-            try:
-                db.create_all()
-                _add_missing_columns()
-                break
-            except SQLAlchemyError:
-                # gunicorn workers starting together on a fresh database race
-                # to create the same table ("already exists"): the loser looks
-                # again and finds it there.
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        if level and db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", partial(_sqlite_synchronous, level))
+        create_tables()

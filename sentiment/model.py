@@ -4,9 +4,17 @@ import logging
 import os
 import pickle
 import threading
+import math
 import time
+from collections import Counter
+from itertools import chain, repeat
 
+import numpy as np
 import sklearn
+from scipy.special import expit
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from . import LABELS
 from .text import normalize
@@ -50,16 +58,260 @@ def read_header(path):
     return header
 
 
+# --- the lean inference path ----------------------------------------------
+#
+# scikit-learn spends most of a one-text predict_proba call validating its
+# input and building sparse matrices, not on arithmetic. FastPath walks the
+# fitted pipeline once, at load time, and then does only the arithmetic,
+# step for step in the same order and the same dtypes as scikit-learn
+# (count, sublinear tf, idf, row norm, dot with coef_ accumulated in index
+# order, intercept, softmax), so its answers are the same. Tokenisation is
+# each vectorizer's own build_analyzer(), so changing the features in
+# sentiment/text.py or training.build_pipeline needs nothing here. Anything
+# it does not know (another step type or setting) raises UnsupportedPipeline
+# and the model keeps using pipeline.predict_proba.
+
+# Texts the fast path is checked on at every load, against predict_proba:
+# both languages, negation, emoji and emoticons, URLs and mentions,
+# elongations, punctuation only, text with no known feature, a long text.
+CHECK_TEXTS = (
+    "me encanta", "No está nada mal, lo recomiendo", "qué desastre de servicio",
+    "El tren sale a las 8", "Buenísimooo!!! 😍😍", "no me gustó para nada 👎",
+    "¿Alguien sabe a qué hora abre la farmacia?", "Pésima atención, jamás vuelvo",
+    "La película es larga pero vale la pena", "ni fu ni fa", "Ñandú, año, pingüino",
+    "not bad at all", "I love it :)", "This is the worst purchase ever :(",
+    "The meeting is on Monday at 9am", "@user check https://example.com/x?y=1 now",
+    "I don't think it's good", "sooooo goooood <3", "meh", "OK", "!!!", "?", ".",
+    "a", " x ", "12345", "🙂", "💩💩💩", "—", "zzqxj vvkkw",
+    "Me atendieron rápido y bien, pero el precio es un robo. " * 20,
+)
+
+
+class UnsupportedPipeline(Exception):
+    """The pipeline has a step or setting the fast path does not reproduce."""
+
+
+class _Tfidf:
+    """One fitted TfidfVectorizer: its own analyzer, then its arithmetic."""
+
+    def __init__(self, vectorizer):
+        if type(vectorizer) is not TfidfVectorizer:
+            raise UnsupportedPipeline(f"feature step {type(vectorizer).__name__}")
+        self.dtype = np.dtype(vectorizer.dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise UnsupportedPipeline(f"vectorizer dtype {self.dtype}")
+        if vectorizer.norm not in (None, "l1", "l2"):
+            raise UnsupportedPipeline(f"vectorizer norm {vectorizer.norm!r}")
+        self.analyze = vectorizer.build_analyzer()
+        self.vocabulary = vectorizer.vocabulary_
+        self.width = len(self.vocabulary)
+        self.binary = vectorizer.binary
+        self.sublinear = vectorizer.sublinear_tf
+        self.idf = vectorizer.idf_ if vectorizer.use_idf else None
+        self.norm = vectorizer.norm
+
+    def transform_one(self, text):
+        """(sorted column indices, tf-idf values) of one text, or None:
+        transform() with fewer numpy calls, for the one-text requests."""
+        counts = Counter(map(self.vocabulary.get, self.analyze(text)))
+        counts.pop(None, None)  # features outside the vocabulary
+        if not counts:
+            return None
+        columns = sorted(counts)
+        data = np.fromiter(map(counts.__getitem__, columns), dtype=self.dtype, count=len(columns))
+        if self.binary:
+            data.fill(1)
+        if self.sublinear:
+            np.log(data, data)
+            data += 1.0
+        if self.idf is not None:
+            data *= self.idf[columns]
+        if self.norm is not None:
+            parts = np.abs(data) if self.norm == "l1" else data * data
+            total = float(np.cumsum(parts, dtype=np.float64)[-1])  # in column order
+            if total != 0.0:
+                if self.norm == "l2":
+                    total = math.sqrt(total)
+                # float64 division, as in sklearn's Cython (a Python float
+                # alone would keep it in float32).
+                data = (data.astype(np.float64) / total).astype(self.dtype)
+        return columns, data
+
+    def transform(self, texts):
+        """The tf-idf matrix of the texts as (rows, columns, values), sorted
+        by row then column like sklearn's CSR matrix."""
+        analyze, get = self.analyze, self.vocabulary.get
+        features = [analyze(text) for text in texts]
+        lengths = np.fromiter(map(len, features), dtype=np.intp, count=len(features))
+        # Vocabulary lookups in C; unknown features are -1 and dropped.
+        found = np.fromiter(map(get, chain.from_iterable(features), repeat(-1)),
+                            dtype=np.int64, count=int(lengths.sum()))
+        rows = np.repeat(np.arange(len(features), dtype=np.int64), lengths)
+        known = found >= 0
+        # One sort of row * width + column orders every row's columns; equal
+        # neighbours are the same feature counted again.
+        keys = rows[known] * self.width + found[known]
+        keys.sort()
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        keys = keys[starts]
+        rows, columns = np.divmod(keys, self.width)
+        data = np.diff(np.append(starts, known.sum())).astype(self.dtype)
+        if self.binary:
+            data.fill(1)
+        if self.sublinear:
+            np.log(data, data)
+            data += 1.0
+        if self.idf is not None:
+            data *= self.idf[columns]
+        if self.norm is not None and data.size:
+            # As sklearn's inplace_csr_row_normalize_l1/l2: squares (or
+            # absolute values) in the data's dtype, added up in float64 in
+            # column order (bincount adds in input order), each value divided
+            # in float64. Rows without any feature stay empty.
+            parts = np.abs(data) if self.norm == "l1" else data * data
+            totals = np.bincount(rows, weights=parts, minlength=len(features))
+            if self.norm == "l2":
+                totals = np.sqrt(totals)
+            totals[totals == 0.0] = 1.0
+            data = (data / totals[rows]).astype(self.dtype)
+        return rows, columns, data
+
+
+class FastPath:
+    """predict_proba of a fitted Pipeline(TfidfVectorizer or FeatureUnion of
+    TfidfVectorizers, LogisticRegression) without sklearn's per-call overhead."""
+
+    def __init__(self, pipeline):
+        if type(pipeline) is not Pipeline or len(pipeline.steps) != 2:
+            raise UnsupportedPipeline("not a two-step Pipeline")
+        features, clf = pipeline.steps[0][1], pipeline.steps[1][1]
+        if type(features) is FeatureUnion:
+            if features.transformer_weights:
+                raise UnsupportedPipeline("FeatureUnion with transformer_weights")
+            self.vectorizers = [_Tfidf(t) for _, t in features.transformer_list]
+        else:
+            self.vectorizers = [_Tfidf(features)]
+        if type(clf) is not LogisticRegression:
+            raise UnsupportedPipeline(f"classifier {type(clf).__name__}")
+        self.offsets = []
+        offset = 0
+        for vectorizer in self.vectorizers:
+            self.offsets.append(offset)
+            offset += vectorizer.width
+        if clf.coef_.ndim != 2 or clf.coef_.shape[1] != offset:
+            raise UnsupportedPipeline(f"coef_ of shape {clf.coef_.shape} for {offset} features")
+        # One row of coefficients per feature, contiguous, for fancy indexing.
+        self.coef_t = np.ascontiguousarray(clf.coef_.T)
+        self.intercept = np.asarray(clf.intercept_)
+        self.binary = len(clf.classes_) <= 2
+        if self.binary and self.coef_t.shape[1] != 1:
+            raise UnsupportedPipeline("binary classifier with several coefficient rows")
+        # scipy multiplies the sparse matrix (the union's dtype) by coef_ in
+        # their common dtype.
+        data_dtype = np.result_type(*(v.dtype for v in self.vectorizers))
+        self.dtype = np.result_type(data_dtype, self.coef_t.dtype)
+
+    def decision_function(self, texts):
+        """coef_ . features + intercept, each row summed in column order in
+        the same dtype as scipy's sparse-times-dense product (csr_matvecs)."""
+        parts = [v.transform(texts) for v in self.vectorizers]
+        rows = np.concatenate([p[0] for p in parts])
+        columns = np.concatenate([p[1] + offset for p, offset in zip(parts, self.offsets)])
+        values = np.concatenate([p[2].astype(self.dtype, copy=False) for p in parts])
+        # The union's columns: each vectorizer's block after the previous
+        # one's, so a stable sort by row gives every row in column order.
+        order = np.argsort(rows, kind="stable")
+        rows, columns, values = rows[order], columns[order], values[order]
+        products = (self.coef_t[columns] * values[:, None]).T.copy()
+        totals = np.zeros((len(products), len(texts)), dtype=self.dtype)
+        # add.at adds in input order, one product at a time, like scipy
+        # (and is much faster on one class's 1-d column than on 2-d rows).
+        for total, product in zip(totals, products):
+            np.add.at(total, rows, product)
+        return totals.T + self.intercept
+
+    def decision_one(self, text):
+        """decision_function([text])[0] with the fewest numpy calls: the
+        running sum of the products in column order, as scipy adds them."""
+        columns, values = [], []
+        for vectorizer, offset in zip(self.vectorizers, self.offsets):
+            found = vectorizer.transform_one(text)
+            if found is not None:
+                columns.extend([j + offset for j in found[0]] if offset else found[0])
+                values.append(found[1])
+        if not columns:
+            return np.zeros(self.coef_t.shape[1], dtype=self.dtype) + self.intercept
+        values = values[0] if len(values) == 1 else np.concatenate(values)
+        products = self.coef_t[columns] * values.astype(self.dtype, copy=False)[:, None]
+        return np.cumsum(products, axis=0)[-1] + self.intercept
+
+    def predict_proba(self, texts, one_by_one=None):
+        """The same matrix as pipeline.predict_proba(texts).
+
+        A few texts go one by one (less numpy overhead), more in one batch
+        (less Python per text); both give the same numbers."""
+        if one_by_one is None:
+            one_by_one = len(texts) <= 4
+        if one_by_one:
+            scores = np.stack([self.decision_one(text) for text in texts])
+        else:
+            scores = self.decision_function(texts)
+        if self.binary:
+            positive = expit(scores.reshape(-1))
+            return np.stack([1 - positive, positive], axis=1)
+        scores -= scores.max(axis=1).reshape((-1, 1))
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1).reshape((-1, 1))
+        return scores
+
+
+def fast_path_for(pipeline, texts=CHECK_TEXTS, tolerance=1e-6):
+    """A verified FastPath for the pipeline, or None (logged) to use sklearn."""
+    texts = list(texts)
+    try:
+        fast = FastPath(pipeline)
+        expected = pipeline.predict_proba(texts)
+        # Both ways through the fast path: as one batch and one by one.
+        answers = [fast.predict_proba(texts, one_by_one=False),
+                   np.vstack([fast.predict_proba([text], one_by_one=True) for text in texts])]
+    except UnsupportedPipeline as exc:
+        log.warning("using scikit-learn's predict_proba: the fast path does not support %s", exc)
+        return None
+    except Exception as exc:  # a fast path that cannot run must not stop serving
+        log.warning("using scikit-learn's predict_proba: the fast path failed (%s: %s)",
+                    exc.__class__.__name__, exc)
+        return None
+    for got in answers:
+        if got.shape != expected.shape:
+            log.warning("using scikit-learn's predict_proba: the fast path gave shape %s, not %s",
+                        got.shape, expected.shape)
+            return None
+        difference = float(np.max(np.abs(got.astype(np.float64) - expected)))
+        if not difference <= tolerance:
+            log.warning("using scikit-learn's predict_proba: the fast path differs by %.3g "
+                        "on the check texts (tolerance %g)", difference, tolerance)
+            return None
+    return fast
+
+
 class SentimentModel:
     """A trained pipeline plus the corrections people gave for exact texts."""
 
-    def __init__(self, header, pipeline, overrides):
+    def __init__(self, header, pipeline, overrides, fast=True):
         self.header = header
         self.version = header["version"]
         self.pipeline = pipeline
         self.overrides = overrides
         classes = list(pipeline.classes_)
         self._order = [classes.index(label) for label in LABELS]
+        # Checked against predict_proba here, once per load; None means sklearn.
+        self.fast = fast_path_for(pipeline) if fast else None
+
+    def predict_proba(self, texts):
+        """pipeline.predict_proba(texts), through the fast path when verified."""
+        if self.fast is not None:
+            return self.fast.predict_proba(texts)
+        return self.pipeline.predict_proba(list(texts))
 
     @classmethod
     def load(cls, path):
@@ -85,11 +337,11 @@ class SentimentModel:
 
     def predict(self, texts):
         """(label, score, probabilities) for each text, in order."""
-        matrix = self.pipeline.predict_proba(list(texts))
+        matrix = self.predict_proba(texts)[:, self._order].tolist()
+        overrides = self.overrides
         results = []
-        for text, row in zip(texts, matrix):
-            probs = [float(row[i]) for i in self._order]
-            corrected = self.overrides.get(normalize(text))
+        for text, probs in zip(texts, matrix):
+            corrected = overrides.get(normalize(text)) if overrides else None
             if corrected is not None:
                 # A person labelled this very text: their answer stands.
                 probs = [1.0 if label == corrected else 0.0 for label in LABELS]

@@ -1,5 +1,6 @@
 """What the API and the page both do: validate, predict and store, give feedback."""
 from flask import current_app, g
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from . import LABELS
@@ -63,19 +64,59 @@ def current_model():
         raise BadInput(f"no model is loaded: {exc}", status=503) from None
 
 
+class StoredPrediction:
+    """A prediction just stored: what the API answers, without an ORM object."""
+
+    __slots__ = ("id", "text", "label", "score", "p_negative", "p_neutral", "p_positive",
+                 "model_version")
+
+    def __init__(self, id, text, label, score, p_negative, p_neutral, p_positive, model_version):
+        self.id = id
+        self.text = text
+        self.label = label
+        self.score = score
+        self.p_negative = p_negative
+        self.p_neutral = p_neutral
+        self.p_positive = p_positive
+        self.model_version = model_version
+
+    # The same JSON as a Prediction read back from the database.
+    to_dict = Prediction.to_dict
+
+
+_PREDICTION = Prediction.__table__
+# Built once: a statement is immutable and reusable.
+_INSERT_ONE = insert(_PREDICTION).returning(_PREDICTION.c.id)
+_INSERT_MANY = insert(_PREDICTION).returning(_PREDICTION.c.id, sort_by_parameter_order=True)
+
+
 def predict_and_store(texts):
-    """Predict every text and store all of them in one transaction."""
+    """Predict every text and store all of them in one transaction.
+
+    One INSERT ... RETURNING id through SQLAlchemy Core, for one text or a
+    batch (ids in the order of the texts): the ORM's unit of work and the
+    reload of every row after commit cost more than the model itself.
+    """
     model = current_model()
+    version = model.version
+    username = g.username
+    now = utcnow()
     rows = [
-        Prediction(text=text, label=label, score=score,
-                   p_negative=probs["negative"], p_neutral=probs["neutral"],
-                   p_positive=probs["positive"], model_version=model.version,
-                   username=g.username)
+        {"text": text, "label": label, "score": score, "p_negative": probs["negative"],
+         "p_neutral": probs["neutral"], "p_positive": probs["positive"],
+         "model_version": version, "username": username, "created_at": now}
         for text, (label, score, probs) in zip(texts, model.predict(texts))
     ]
-    db.session.add_all(rows)
+    if len(rows) == 1:
+        ids = [db.session.execute(_INSERT_ONE, rows[0]).scalar_one()]
+    else:
+        ids = db.session.execute(_INSERT_MANY, rows).scalars().all()
     db.session.commit()
-    return rows, model.version
+    return [
+        StoredPrediction(id, row["text"], row["label"], row["score"], row["p_negative"],
+                         row["p_neutral"], row["p_positive"], version)
+        for id, row in zip(ids, rows)
+    ], version
 
 
 def find_prediction(prediction_id):
@@ -99,6 +140,17 @@ def check_may_see(prediction):
     if g.role != "admin" and prediction.username != g.username:
         raise BadInput(f"forbidden: prediction {prediction.id} is another user's", status=403)
     return prediction
+
+
+class StoredFeedback:
+    """Feedback just stored, as the API shows it; its fields as attributes."""
+
+    def __init__(self, data):
+        self._data = data
+        self.__dict__.update(data)
+
+    def to_dict(self):
+        return dict(self._data)
 
 
 def give_feedback(prediction_id, label):
@@ -126,8 +178,12 @@ def give_feedback(prediction_id, label):
                 feedback.rejected = False
             feedback.updated_at = utcnow()
         try:
+            db.session.flush()
+            # Read before the commit, which would expire the objects and
+            # cost two more SELECTs to show them.
+            stored = StoredFeedback(feedback.to_dict())
             db.session.commit()
-            return feedback, created
+            return stored, created
         except IntegrityError:
             # Another request stored feedback for this prediction first:
             # replace theirs, as a later feedback would.

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,13 +27,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def call(base, path, body=None):
+def call(base, path, body=None, timeout=10):
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(base + path, data=data, headers={
         "Authorization": f"Basic {TOKEN}", "Content-Type": "application/json",
         "Connection": "close"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -62,14 +63,14 @@ def server(shipped_model, database_url, tmp_path):
             process.kill()
             pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text())
         time.sleep(0.2)
-    yield base, model, env
+    yield base, model, env, process
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
     log.close()
 
 
 def test_every_worker_serves_a_retrained_model_within_five_seconds(server, tmp_path):
-    base, model, env = server
+    base, model, env, _ = server
     status, first = call(base, "/predict", {"text": "qué buena noticia"})
     assert status == 200
     old = first["model_version"]
@@ -92,3 +93,64 @@ def test_every_worker_serves_a_retrained_model_within_five_seconds(server, tmp_p
     # Every prediction, from either worker, was stored.
     status, listed = call(base, "/predictions?per_page=1")
     assert status == 200 and listed["total"] == made
+
+
+def test_hup_and_a_new_model_under_load_lose_no_request(server, tmp_path):
+    """Clients keep predicting while the master gets `kill -HUP` (new workers,
+    the old ones finish what they started) and while a retrained model
+    replaces the file: every request is answered 200 and every answer was
+    stored."""
+    base, model, env, process = server
+    corpus = write_tiny_corpus(tmp_path / "tiny.csv")
+    retrained = tmp_path / "retrained.pkl"
+    result = run_train("--no-corpora", "--no-feedback", "--data", corpus, "--output", str(retrained))
+    assert result.returncode == 0, result.stderr
+    old_version = call(base, "/health")[1]["model_version"]
+    new_version = read_header(str(retrained))["version"]
+
+    stop = threading.Event()
+    answers, failures = [], []
+
+    def client(n):
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                status, body = call(base, "/predict", {"text": f"cliente {n} pedido {i} me encanta"},
+                                    timeout=30)
+            except Exception as exc:  # a refused or dropped connection is a lost request
+                failures.append(repr(exc))
+                continue
+            if status == 200:
+                answers.append(body)
+            else:
+                failures.append((status, body))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.5)
+        process.send_signal(signal.SIGHUP)        # graceful reload of the workers
+        time.sleep(2.0)
+        os.replace(retrained, model)              # what train.py does: rename over it
+        time.sleep(2.5)
+        process.send_signal(signal.SIGHUP)        # and once more, with the new model
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if answers and answers[-1]["model_version"] == new_version and len(answers) > 40:
+                break
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=40)
+
+    assert failures == []
+    versions = [a["model_version"] for a in answers]
+    assert old_version in versions and new_version in versions
+    assert process.poll() is None
+    # Every acknowledged prediction is in the database, once.
+    status, listed = call(base, "/predictions?per_page=1")
+    assert status == 200 and listed["total"] == len(answers)
+    assert len({a["id"] for a in answers}) == len(answers)

@@ -1,0 +1,509 @@
+"""Throughput and latency under load, against the ceiling of Flask itself.
+
+    python -m bench.load                 # full run, ~5 minutes; writes bench/results/load.md
+    python -m bench.load --duration 3    # shorter cells, same table
+    python -m bench.load --no-postgres   # SQLite only
+
+Needs wrk (Debian/Ubuntu: `apt-get install -y wrk`; macOS: `brew install wrk`)
+and, for the PostgreSQL rows, a server at --postgres (default: the test
+database on 127.0.0.1:5432, trust auth), where a throw-away schema is created
+and dropped again.
+
+One run:
+1. times the model alone in this process: the median of one predict for one
+   text, and texts/s for batches of 100, through the fast path and through
+   scikit-learn's predict_proba;
+2. starts, one after the other, gunicorn with the repository's
+   gunicorn.conf.py on a free port of 127.0.0.1 for: a hello-world Flask app,
+   the same with the service's Basic auth only (bench/apps.py), the service on
+   SQLite (a new file in a temporary folder) and the service on PostgreSQL;
+3. drives each with wrk at each concurrency (1, 8, 32 connections) for
+   --duration seconds per cell: GET / for the ceiling apps; POST /predict with
+   one text, POST /predict with 100 texts, POST /feedback for the service;
+4. reads the resident memory of every worker;
+5. prints the table and writes it to bench/results/load.md with the machine's
+   CPU count, load average and the settings used.
+
+Load goes only to 127.0.0.1, every wrk run is bounded by --duration, and every
+server is stopped (and the PostgreSQL schema dropped) even when a step fails.
+"""
+import argparse
+import base64
+import csv
+import glob
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "results", "load.md")
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+USERNAME = "bench"
+
+WRK_MISSING = """wrk is not installed; bench.load drives the server with it.
+  Debian/Ubuntu: apt-get install -y wrk
+  macOS:         brew install wrk"""
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- texts ------------------------------------------------------------------
+
+def sample_texts(limit=400):
+    """Real texts from the corpora, Spanish and English mixed, in a fixed order."""
+    texts = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "data", "e[sn]", "*.csv"))):
+        with open(path, encoding="utf-8") as fh:
+            texts += [row["text"] for _, row in zip(range(limit // 6), csv.DictReader(fh))]
+    return texts[:limit]
+
+
+# --- the model alone ----------------------------------------------------------
+
+def model_numbers(model_path, texts):
+    """Median ms for one text, texts/s in batches of 100; fast and sklearn."""
+    from sentiment.model import SentimentModel
+
+    model = SentimentModel.load(model_path)
+    paths = {}
+    if getattr(model, "fast", None) is not None:  # older checkouts have no fast path
+        paths["fast path"] = model.predict_proba
+    paths["scikit-learn"] = lambda batch: model.pipeline.predict_proba(list(batch))
+    numbers = {}
+    for name, predict_proba in paths.items():
+        for text in texts[:50]:
+            predict_proba([text])
+        times = []
+        for _ in range(5):
+            for text in texts:
+                start = time.perf_counter()
+                predict_proba([text])
+                times.append(time.perf_counter() - start)
+        batches = [texts[i:i + 100] for i in range(0, len(texts) - 99, 100)]
+        start = time.perf_counter()
+        rounds = 0
+        while time.perf_counter() - start < 3:
+            for batch in batches:
+                predict_proba(batch)
+            rounds += 1
+        elapsed = time.perf_counter() - start
+        numbers[name] = {
+            "one_text_median_ms": statistics.median(times) * 1000,
+            "one_text_p99_ms": sorted(times)[int(len(times) * 0.99)] * 1000,
+            "batch100_texts_per_s": rounds * len(batches) * 100 / elapsed,
+        }
+    # The whole predict (probabilities, labels, score) for one text.
+    times = []
+    for _ in range(3):
+        for text in texts:
+            start = time.perf_counter()
+            model.predict([text])
+            times.append(time.perf_counter() - start)
+    numbers["predict()"] = {"one_text_median_ms": statistics.median(times) * 1000}
+    return numbers
+
+
+# --- servers ----------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(base, path, auth=None, body=None, timeout=10):
+    headers = {"Connection": "close"}
+    if auth:
+        headers["Authorization"] = auth
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(base + path, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class Server:
+    """gunicorn with the repository's config on a free loopback port."""
+
+    def __init__(self, app, env, root, log_dir, name):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(log_dir, f"{name}.log")
+        self._log = open(self.log_path, "w")
+        full_env = dict(os.environ, GUNICORN_BIND=f"127.0.0.1:{self.port}", **env)
+        # The checkout under test first, then this one (for bench.apps).
+        full_env["PYTHONPATH"] = os.pathsep.join([root, ROOT])
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", os.path.join(root, "gunicorn.conf.py"), app],
+            cwd=root, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, path, auth, workers, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if http(self.base, path, auth)[0] == 200 and len(self.worker_pids()) >= workers:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not start; see {self.log_path}:\n"
+                           + open(self.log_path).read()[-3000:])
+
+    def worker_pids(self):
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as fh:
+                        fields = fh.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    pids.append(int(entry))
+        return sorted(pids)
+
+    def worker_memory_mib(self):
+        """(RSS, PSS) in MiB for each worker."""
+        memory = []
+        for pid in self.worker_pids():
+            values = {}
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as fh:
+                    for line in fh:
+                        key, _, rest = line.partition(":")
+                        if key in ("Rss", "Pss"):
+                            values[key] = int(rest.split()[0]) / 1024
+            except OSError:
+                continue
+            memory.append((values.get("Rss", 0.0), values.get("Pss", 0.0)))
+        return memory
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=35)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+# --- wrk --------------------------------------------------------------------
+
+LUA_DONE = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT {\"requests\": %d, \"duration_us\": %d, \"connect\": %d, \"read\": %d, " ..
+    "\"write\": %d, \"status\": %d, \"timeout\": %d, \"p50\": %d, \"p95\": %d, " ..
+    "\"p99\": %d, \"max\": %d}\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end
+"""
+
+
+def lua_string(value):
+    text = json.dumps(value, ensure_ascii=True) if not isinstance(value, str) else value
+    assert "]==]" not in text
+    return "[==[" + text + "]==]"
+
+
+def lua_script(method, path, auth, bodies=None, feedback_ids=None):
+    """A wrk script: the method, headers, rotating bodies, and a JSON summary."""
+    lines = [f'wrk.method = "{method}"', f'wrk.path = "{path}"']
+    if auth:
+        lines.append(f'wrk.headers["Authorization"] = "{auth}"')
+    if bodies:
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+        lines.append("local bodies = {" + ",\n".join(lua_string(b) for b in bodies) + "}")
+        lines.append("local i = 0")
+        lines.append("request = function()\n  i = i % #bodies + 1\n"
+                     "  return wrk.format(nil, nil, nil, bodies[i])\nend")
+    elif feedback_ids:
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+        lines.append('local labels = {"negative", "neutral", "positive"}')
+        lines.append("request = function()\n"
+                     f"  local id = math.random(1, {feedback_ids})\n"
+                     "  local label = labels[math.random(1, 3)]\n"
+                     "  return wrk.format(nil, nil, nil, string.format("
+                     "'{\"prediction_id\": %d, \"label\": \"%s\"}', id, label))\nend")
+    lines.append(LUA_DONE)
+    return "\n".join(lines)
+
+
+def run_wrk(base, script_path, connections, duration):
+    threads = max(1, min(connections, 2))
+    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
+               "--timeout", "10s", "-s", script_path, base]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    for line in result.stdout.splitlines():
+        if line.startswith("RESULT "):
+            data = json.loads(line[len("RESULT "):])
+            seconds = data["duration_us"] / 1e6
+            errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
+            return {
+                "rps": data["requests"] / seconds,
+                "p50": data["p50"] / 1000, "p95": data["p95"] / 1000,
+                "p99": data["p99"] / 1000, "max": data["max"] / 1000,
+                "requests": data["requests"], "errors": errors,
+            }
+    raise RuntimeError(f"wrk gave no result: {result.stdout}\n{result.stderr}")
+
+
+# --- PostgreSQL -------------------------------------------------------------
+
+class PostgresSchema:
+    """A throw-away schema, dropped again by drop()."""
+
+    def __init__(self, url):
+        import sqlalchemy
+
+        from sentiment.config import database_url
+
+        self.sqlalchemy = sqlalchemy
+        self.engine = sqlalchemy.create_engine(database_url(url, ROOT))
+        self.schema = "bench_" + uuid.uuid4().hex[:12]
+        with self.engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE SCHEMA {self.schema}"))
+        separator = "&" if "?" in url else "?"
+        self.url = f"{url}{separator}options=-csearch_path%3D{self.schema}"
+
+    def drop(self):
+        with self.engine.begin() as conn:
+            conn.execute(self.sqlalchemy.text(f"DROP SCHEMA {self.schema} CASCADE"))
+        self.engine.dispose()
+
+
+def postgres_reachable(url):
+    import sqlalchemy
+
+    from sentiment.config import database_url
+
+    engine = sqlalchemy.create_engine(database_url(url, ROOT))
+    try:
+        with engine.connect():
+            return True
+    except Exception as exc:
+        log(f"PostgreSQL at {url} is not reachable ({exc.__class__.__name__}); skipping it")
+        return False
+    finally:
+        engine.dispose()
+
+
+# --- the run ----------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per cell (10)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--workers", type=int, default=None,
+                        help="gunicorn workers (default: gunicorn.conf.py's, the CPU count)")
+    parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES))
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--sqlite-synchronous", nargs="+", default=None, metavar="LEVEL",
+                        help="also run single predictions on SQLite with these PRAGMA synchronous "
+                             "levels (e.g. FULL), beside the configured default")
+    parser.add_argument("--root", default=ROOT,
+                        help="the checkout to serve (to compare against another commit)")
+    parser.add_argument("--output", default=RESULTS, help="Markdown file ('-' for none)")
+    args = parser.parse_args(argv)
+
+    if shutil.which("wrk") is None:
+        raise SystemExit(WRK_MISSING)
+    root = os.path.abspath(args.root)
+    model_path = os.path.join(root, "model.pkl")
+    load_before = os.getloadavg()
+    started = datetime.now(timezone.utc)
+    texts = sample_texts()
+
+    log("timing the model alone ...")
+    sys.path.insert(0, root)
+    model = model_numbers(model_path, texts)
+    for name, numbers in model.items():
+        log(f"  {name}: " + ", ".join(f"{k} {v:,.4g}" for k, v in numbers.items()))
+
+    password = secrets.token_urlsafe(16)
+    auth = "Basic " + base64.b64encode(f"{USERNAME}:{password}".encode()).decode()
+    base_env = {"BASIC_AUTH_USERNAME": USERNAME, "BASIC_AUTH_PASSWORD": password,
+                "SECRET_KEY": "bench", "MODEL_PATH": model_path}
+    if args.workers:
+        base_env["WEB_CONCURRENCY"] = str(args.workers)
+    workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", os.cpu_count()))
+
+    one_bodies = [{"text": t} for t in texts[:200]]
+    batch_bodies = [{"texts": (texts * 2)[i:i + 100]} for i in range(0, 400, 50)][:8]
+
+    tmp = tempfile.mkdtemp(prefix="bench-load-")
+    scripts = {}
+
+    def script(name, *a, **kw):
+        path = os.path.join(tmp, f"{name}.lua")
+        with open(path, "w") as fh:
+            fh.write(lua_script(*a, **kw))
+        scripts[name] = path
+        return path
+
+    script("hello", "GET", "/", None)
+    script("auth", "GET", "/", auth)
+    script("predict1", "POST", "/predict", auth, bodies=one_bodies)
+    script("batch100", "POST", "/predict", auth, bodies=batch_bodies)
+
+    targets = [("hello-world", "bench.apps:hello", {}, None),
+               ("Basic auth only", "bench.apps:auth_only", {}, None)]
+    targets.append(("SQLite", "app:app",
+                    {"DATABASE_URL": "sqlite:///" + os.path.join(tmp, "bench.sqlite")}, "sqlite"))
+    for level in args.sqlite_synchronous or []:
+        # The same service with another durability level, single predictions only.
+        targets.append((f"SQLite, synchronous={level.upper()}", "app:app",
+                        {"DATABASE_URL": "sqlite:///" + os.path.join(tmp, f"bench-{level}.sqlite"),
+                         "SQLITE_SYNCHRONOUS": level}, "sqlite"))
+    schema = None
+    if not args.no_postgres and postgres_reachable(args.postgres):
+        targets.append(("PostgreSQL", "app:app", None, "postgresql"))
+
+    rows, memory = [], {}
+    try:
+        for label, app, env, database in targets:
+            if database == "postgresql":
+                schema = PostgresSchema(args.postgres)
+                env = {"DATABASE_URL": schema.url}
+            if app == "app:app":
+                # Tables first, by one process: checkouts before 185d5fb let
+                # workers race to create them on a new database.
+                subprocess.run([sys.executable, "-c", "from app import create_app; create_app()"],
+                               cwd=root, env=dict(os.environ, **base_env, **env,
+                                                  PYTHONPATH=root),
+                               check=True, capture_output=True, timeout=120)
+            server = Server(app, dict(base_env, **env), root if app == "app:app" else ROOT,
+                            tmp, label.replace(" ", "_").replace(",", "").replace("=", "_"))
+            try:
+                service = app == "app:app"
+                server.wait_ready("/health" if service else "/", None if service else auth, workers)
+                if service and "synchronous" in label:
+                    scenarios = [("predict, 1 text", scripts["predict1"], 1)]
+                elif service:
+                    scenarios = [("predict, 1 text", scripts["predict1"], 1),
+                                 ("predict, 100 texts", scripts["batch100"], 100),
+                                 ("feedback", None, 0)]
+                else:
+                    scenarios = [("GET /", scripts["auth" if "auth" in label.lower() else "hello"], 0)]
+                # Warm up every worker (imports, first queries, caches).
+                run_wrk(server.base, scenarios[0][1], 4, 2)
+                for scenario, path, texts_per_request in scenarios:
+                    if path is None:
+                        status, body = http(server.base, "/predictions?per_page=1", auth)
+                        newest = json.loads(body)["items"][0]["id"] if status == 200 else 1
+                        path = script(f"feedback-{database}-{uuid.uuid4().hex[:6]}", "POST",
+                                      "/feedback", auth, feedback_ids=newest)
+                    for connections in args.concurrency:
+                        log(f"{label}: {scenario}, {connections} connections, {args.duration} s ...")
+                        result = run_wrk(server.base, path, connections, args.duration)
+                        result.update(target=label, scenario=scenario, connections=connections,
+                                      texts=result["rps"] * texts_per_request)
+                        rows.append(result)
+                        log(f"  {result['rps']:,.0f} req/s  p50 {result['p50']:.2f} ms  "
+                            f"p99 {result['p99']:.2f} ms  errors {result['errors']}")
+                memory[label] = server.worker_memory_mib()
+            except Exception:
+                with open(server.log_path) as fh:
+                    log(f"--- {server.log_path} ---\n" + fh.read()[-6000:])
+                raise
+            finally:
+                server.stop()
+                if schema is not None:
+                    schema.drop()
+                    schema = None
+    finally:
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log(f"kept {tmp}")
+
+    report = format_report(rows, memory, model, workers, args, load_before, started, root)
+    print(report)
+    if args.output != "-":
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(report)
+        log(f"wrote {args.output}")
+
+
+def format_report(rows, memory, model, workers, args, load_before, started, root):
+    hello = {r["connections"]: r["rps"] for r in rows if r["target"] == "hello-world"}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                      capture_output=True, text=True).stdout.strip():
+        commit += " with uncommitted changes"
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load_after = os.getloadavg()
+    out = [
+        "# Load benchmark",
+        "",
+        f"`python -m bench.load` on {started:%Y-%m-%d %H:%M} UTC, commit {commit}: "
+        f"**{os.cpu_count()} CPUs** ({cpu}), Python {platform.python_version()}, "
+        f"gunicorn.conf.py with {workers} sync workers, wrk on the same machine "
+        f"(so it takes CPU from the server too), {args.duration} s per cell, 127.0.0.1 only. "
+        f"Load average before {load_before[0]:.2f}, after {load_after[0]:.2f}.",
+        "",
+        "ratio = requests/s over hello-world's at the same concurrency; "
+        "latency in ms; errors = non-2xx answers, timeouts and socket errors.",
+        "",
+        "| target | request | conns | req/s | texts/s | ratio | p50 | p95 | p99 | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ratio = r["rps"] / hello[r["connections"]] if hello.get(r["connections"]) else float("nan")
+        texts = f"{r['texts']:,.0f}" if r["texts"] else ""
+        out.append(f"| {r['target']} | {r['scenario']} | {r['connections']} | {r['rps']:,.0f} | "
+                   f"{texts} | {ratio:.2f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | "
+                   f"{r['errors']} |")
+    out += ["", "Memory of each worker after its runs (MiB; PSS shares pages between workers fairly):", "",
+            "| target | RSS per worker | PSS per worker |", "|---|---|---|"]
+    for label, values in memory.items():
+        out.append(f"| {label} | {', '.join(f'{rss:.0f}' for rss, _ in values)} | "
+                   f"{', '.join(f'{pss:.0f}' for _, pss in values)} |")
+    out += ["", "The model alone, in one process (400 corpus texts, Spanish and English):", "",
+            "| path | one text, median ms | one text, p99 ms | batches of 100, texts/s |",
+            "|---|---:|---:|---:|"]
+    for name, numbers in model.items():
+        p99 = numbers.get("one_text_p99_ms")
+        batch = numbers.get("batch100_texts_per_s")
+        out.append(f"| {name} | {numbers['one_text_median_ms']:.3f} | "
+                   f"{'' if p99 is None else f'{p99:.3f}'} | "
+                   f"{'' if batch is None else f'{batch:,.0f}'} |")
+    out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()

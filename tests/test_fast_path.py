@@ -1,0 +1,153 @@
+"""The lean inference path gives the same probabilities as scikit-learn."""
+import csv
+import glob
+import logging
+import os
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from helpers import ROOT, TINY_CORPUS
+from sentiment.model import CHECK_TEXTS, FastPath, SentimentModel, UnsupportedPipeline
+from sentiment.text import WordFeatures, normalize
+
+word_features = WordFeatures()
+
+EDGE_TEXTS = [
+    "", " ", "\t\n", ".", "!!!", "¿?", "😀", "🤷‍♂️", "💩💩💩💩", "🙂 🙁", ":) :( <3 xD",
+    "ñ", "ÑANDÚ", "über straße", "日本語のテキスト", "текст", "x" * 5000, "ja" * 2500,
+    "NO NO NO NO", "no está nada mal", "not good, not bad", "https://x.y/z @someone",
+    "Me encantó 😍 pero llegó tarde 😡", "I can't believe it's not butter!!!",
+    "zzqxj vvkkw pfft", "12:30 3.5 €100 50%",
+]
+
+
+def corpus_texts(limit_per_file=400):
+    texts = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "data", "*", "*.csv"))):
+        if os.sep + "lexicon" + os.sep in path:
+            continue
+        with open(path, encoding="utf-8") as fh:
+            texts += [row["text"] for _, row in zip(range(limit_per_file), csv.DictReader(fh))]
+    return texts
+
+
+@pytest.fixture(scope="module")
+def shipped(shipped_model):
+    with open(shipped_model, "rb") as fh:
+        header = pickle.load(fh)
+        body = pickle.load(fh)
+    return header, body["pipeline"]
+
+
+def tiny_rows(labels=("positive", "negative", "neutral")):
+    rows = [line.split(",") for line in TINY_CORPUS.strip().splitlines()[1:]]
+    return [r[0] for r in rows if r[1] in labels], [r[1] for r in rows if r[1] in labels]
+
+
+def test_shipped_model_uses_the_fast_path(shipped):
+    header, pipeline = shipped
+    assert SentimentModel(header, pipeline, {}).fast is not None
+
+
+def test_fast_path_matches_predict_proba_on_many_texts(shipped):
+    _, pipeline = shipped
+    texts = corpus_texts() + EDGE_TEXTS + list(CHECK_TEXTS)
+    assert len(texts) > 2000
+    fast = FastPath(pipeline)
+    expected = pipeline.predict_proba(texts)
+    batch = fast.predict_proba(texts)
+    assert batch.shape == expected.shape
+    np.testing.assert_allclose(batch, expected, rtol=0, atol=1e-6)
+    # One text at a time takes the other way through the fast path.
+    for text, row in list(zip(texts, expected))[::5]:
+        np.testing.assert_allclose(fast.predict_proba([text])[0], row, rtol=0, atol=1e-6)
+    # Small batches too, with texts that have no known feature among them.
+    for start in range(0, 60, 3):
+        chunk = EDGE_TEXTS[start % len(EDGE_TEXTS):][:3] + texts[start:start + 1]
+        np.testing.assert_allclose(fast.predict_proba(chunk), pipeline.predict_proba(chunk),
+                                   rtol=0, atol=1e-6)
+
+
+def test_predict_answers_are_unchanged(shipped):
+    """The service's answers (label, score, probabilities) with and without it."""
+    header, pipeline = shipped
+    texts = corpus_texts(60) + EDGE_TEXTS
+    fast = SentimentModel(header, pipeline, {"me encanta": "negative"})
+    slow = SentimentModel(header, pipeline, {"me encanta": "negative"}, fast=False)
+    assert fast.fast is not None and slow.fast is None
+    for (label_a, score_a, probs_a), (label_b, score_b, probs_b) in zip(
+            fast.predict(texts + ["Me encanta"]), slow.predict(texts + ["Me encanta"])):
+        assert label_a == label_b
+        assert score_a == pytest.approx(score_b, abs=1e-6)
+        assert probs_a == pytest.approx(probs_b, abs=1e-6)
+    assert fast.predict(["Me encanta"])[0][0] == "negative"
+
+
+@pytest.mark.parametrize("features", [
+    # another word analyzer, l1 norm, binary counts, float64, no idf smoothing
+    lambda: TfidfVectorizer(ngram_range=(1, 2), norm="l1", binary=True, smooth_idf=False),
+    # a single vectorizer with a callable analyzer, no norm, no idf
+    lambda: TfidfVectorizer(analyzer=word_features, norm=None, use_idf=False),
+    # a union of three, as the lead may grow the features
+    lambda: FeatureUnion([
+        ("w", TfidfVectorizer(analyzer=word_features, sublinear_tf=True, dtype=np.float32)),
+        ("c", TfidfVectorizer(preprocessor=normalize, analyzer="char", ngram_range=(1, 3),
+                              sublinear_tf=True, dtype=np.float32)),
+        ("cw", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), max_features=200)),
+    ]),
+])
+@pytest.mark.parametrize("labels", [("positive", "negative", "neutral"), ("positive", "negative")])
+def test_fast_path_is_generic(features, labels):
+    texts, y = tiny_rows(labels)
+    pipeline = Pipeline([("features", features()), ("clf", LogisticRegression(C=10.0))])
+    pipeline.fit(texts, y)
+    probe = texts + EDGE_TEXTS + list(CHECK_TEXTS)
+    expected = pipeline.predict_proba(probe)
+    fast = FastPath(pipeline)
+    np.testing.assert_allclose(fast.predict_proba(probe), expected, rtol=0, atol=1e-6)
+    singles = np.vstack([fast.predict_proba([text]) for text in probe])
+    np.testing.assert_allclose(singles, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("pipeline", [
+    lambda: Pipeline([("f", TfidfVectorizer()), ("clf", SGDClassifier(loss="log_loss"))]),
+    lambda: Pipeline([("f", CountVectorizer()), ("clf", LogisticRegression())]),
+    lambda: Pipeline([("f", FeatureUnion([("a", TfidfVectorizer()), ("b", TfidfVectorizer())],
+                                         transformer_weights={"a": 2.0, "b": 1.0})),
+                      ("clf", LogisticRegression())]),
+    lambda: Pipeline([("f", CountVectorizer()), ("g", TfidfTransformer()),
+                      ("clf", LogisticRegression())]),
+])
+def test_unknown_steps_fall_back_to_sklearn(pipeline, caplog):
+    pipeline = pipeline()
+    texts, y = tiny_rows()
+    pipeline.fit(texts, y)
+    with pytest.raises(UnsupportedPipeline):
+        FastPath(pipeline)
+    with caplog.at_level(logging.WARNING, logger="sentiment.model"):
+        model = SentimentModel({"version": "t"}, pipeline, {})
+    assert model.fast is None
+    assert "using scikit-learn's predict_proba" in caplog.text
+    assert model.predict(["me encanta"])[0][0] in ("negative", "neutral", "positive")
+
+
+def test_a_fast_path_that_differs_is_not_used(shipped, monkeypatch, caplog):
+    header, pipeline = shipped
+    original = FastPath.predict_proba
+
+    def off_by_a_little(self, texts, one_by_one=None):
+        return original(self, texts, one_by_one) + 2e-6
+
+    monkeypatch.setattr(FastPath, "predict_proba", off_by_a_little)
+    with caplog.at_level(logging.WARNING, logger="sentiment.model"):
+        model = SentimentModel(header, pipeline, {})
+    assert model.fast is None
+    assert "differs by" in caplog.text
+    expected = pipeline.predict_proba(["me encanta"])[0]
+    assert model.predict(["me encanta"])[0][2]["positive"] == pytest.approx(
+        float(expected[list(pipeline.classes_).index("positive")]), abs=0)

@@ -1,0 +1,73 @@
+"""How predictions are stored: batches in one statement, SQLite settings,
+tables created by several workers at once."""
+import pytest
+import sqlalchemy
+
+from conftest import AUTH
+from sentiment.db import db
+
+
+def test_batch_answer_is_what_was_stored(client):
+    """The answer is built from the inserted values and the returned ids:
+    the same JSON as the rows read back, in the order of the texts."""
+    texts = [f"texto {i}: {'me encanta' if i % 3 else 'qué horror'} 😀" for i in range(120)]
+    texts[7] = "not bad at all"
+    body = client.post("/predict", json={"texts": texts}, headers=AUTH).get_json()
+    answered = body["predictions"]
+    assert [p["text"] for p in answered] == texts
+    ids = [p["id"] for p in answered]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    listed = client.get("/predictions?per_page=100", headers=AUTH).get_json()["items"]
+    listed += client.get("/predictions?page=2&per_page=100", headers=AUTH).get_json()["items"]
+    stored = {item["id"]: item for item in listed}
+    for prediction in answered:
+        row = stored[prediction["id"]]
+        assert {k: row[k] for k in prediction} == prediction
+
+
+def test_single_answer_is_what_was_stored(client):
+    body = client.post("/predict", json={"text": "No está nada mal, lo recomiendo"},
+                       headers=AUTH).get_json()
+    row = client.get("/predictions?per_page=1", headers=AUTH).get_json()["items"][0]
+    assert {k: row[k] for k in body} == body
+
+
+def pragma(app, name):
+    with app.app_context():
+        return db.session.execute(sqlalchemy.text(f"PRAGMA {name}")).scalar_one()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_runs_in_wal_with_synchronous_normal_by_default(make_app):
+    app = make_app()
+    assert pragma(app, "journal_mode") == "wal"
+    assert pragma(app, "synchronous") == 1  # NORMAL
+    assert pragma(app, "busy_timeout") == 10000
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_synchronous_full_can_be_chosen(make_app):
+    assert pragma(make_app(SQLITE_SYNCHRONOUS="full"), "synchronous") == 2
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_unknown_sqlite_synchronous_is_refused(make_app):
+    with pytest.raises(SystemExit, match="SQLITE_SYNCHRONOUS"):
+        make_app(SQLITE_SYNCHRONOUS="sometimes")
+
+
+def test_workers_racing_to_create_the_tables_retry(make_app, monkeypatch):
+    """A worker whose CREATE TABLE lost the race looks again instead of dying."""
+    original = db.create_all
+    calls = []
+
+    def lose_the_race_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE feedback", {},
+                                                  Exception("table feedback already exists"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(db, "create_all", lose_the_race_once)
+    make_app()
+    assert len(calls) == 2
