@@ -7,7 +7,7 @@ import threading
 import math
 import time
 from collections import Counter
-from itertools import chain, repeat
+from itertools import chain
 
 import numpy as np
 import sklearn
@@ -87,6 +87,10 @@ CHECK_TEXTS = (
 )
 
 
+# Words whose char n-gram columns one worker remembers (a few MB at most).
+_WORD_CACHE_SIZE = 50_000
+
+
 class UnsupportedPipeline(Exception):
     """The pipeline has a step or setting the fast path does not reproduce."""
 
@@ -104,17 +108,47 @@ class _Tfidf:
             raise UnsupportedPipeline(f"vectorizer norm {vectorizer.norm!r}")
         self.analyze = vectorizer.build_analyzer()
         self.vocabulary = vectorizer.vocabulary_
+        self.indices = self._indices
+        if vectorizer.analyzer == "char_wb":
+            # char_wb n-grams never cross a word, and words repeat a lot
+            # across texts: each word's columns are looked up once.
+            self._preprocess = vectorizer.build_preprocessor()
+            self._decode = vectorizer.decode
+            self._word_ngrams = vectorizer._char_wb_ngrams
+            self._word_columns = {}
+            self.indices = self._indices_by_word
         self.width = len(self.vocabulary)
         self.binary = vectorizer.binary
         self.sublinear = vectorizer.sublinear_tf
         self.idf = vectorizer.idf_ if vectorizer.use_idf else None
         self.norm = vectorizer.norm
 
+    def _indices(self, text):
+        """The vocabulary columns of the text's features, repeats kept,
+        features outside the vocabulary dropped."""
+        get = self.vocabulary.get
+        return [j for j in map(get, self.analyze(text)) if j is not None]
+
+    def _indices_by_word(self, text):
+        """_indices for a char_wb analyzer, word by word through a cache;
+        the same columns as the analyzer's n-grams of the whole text."""
+        cache = self._word_columns
+        columns = []
+        for word in self._preprocess(self._decode(text)).split():
+            found = cache.get(word)
+            if found is None:
+                get = self.vocabulary.get
+                found = tuple(j for j in map(get, self._word_ngrams(word)) if j is not None)
+                if len(cache) >= _WORD_CACHE_SIZE:
+                    cache.clear()
+                cache[word] = found
+            columns.extend(found)
+        return columns
+
     def transform_one(self, text):
         """(sorted column indices, tf-idf values) of one text, or None:
         transform() with fewer numpy calls, for the one-text requests."""
-        counts = Counter(map(self.vocabulary.get, self.analyze(text)))
-        counts.pop(None, None)  # features outside the vocabulary
+        counts = Counter(self.indices(text))
         if not counts:
             return None
         columns = sorted(counts)
@@ -140,22 +174,21 @@ class _Tfidf:
     def transform(self, texts):
         """The tf-idf matrix of the texts as (rows, columns, values), sorted
         by row then column like sklearn's CSR matrix."""
-        analyze, get = self.analyze, self.vocabulary.get
-        features = [analyze(text) for text in texts]
+        features = [self.indices(text) for text in texts]
         lengths = np.fromiter(map(len, features), dtype=np.intp, count=len(features))
-        # Vocabulary lookups in C; unknown features are -1 and dropped.
-        found = np.fromiter(map(get, chain.from_iterable(features), repeat(-1)),
-                            dtype=np.int64, count=int(lengths.sum()))
+        found = np.fromiter(chain.from_iterable(features), dtype=np.int64,
+                            count=int(lengths.sum()))
         rows = np.repeat(np.arange(len(features), dtype=np.int64), lengths)
-        known = found >= 0
+        if not found.size:
+            return rows, found, np.zeros(0, dtype=self.dtype)
         # One sort of row * width + column orders every row's columns; equal
         # neighbours are the same feature counted again.
-        keys = rows[known] * self.width + found[known]
+        keys = rows * self.width + found
         keys.sort()
         starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
         keys = keys[starts]
         rows, columns = np.divmod(keys, self.width)
-        data = np.diff(np.append(starts, known.sum())).astype(self.dtype)
+        data = np.diff(np.append(starts, len(found))).astype(self.dtype)
         if self.binary:
             data.fill(1)
         if self.sublinear:
