@@ -5,10 +5,12 @@ service: what Flask itself costs, then Flask plus the service's Basic auth.
     gunicorn -c gunicorn.conf.py bench.apps:auth_only
 """
 import os
+import tempfile
 
 from flask import Flask, jsonify
 
-from sentiment.auth import basic_auth
+from sentiment import auth, db
+from sentiment.config import DEFAULTS
 
 hello = Flask("hello")
 
@@ -19,18 +21,21 @@ def hello_world():
 
 
 auth_only = Flask("auth_only")
+# The service's own sign-in, with what it needs: its defaults, a database
+# (users and failed sign-ins live there) and the same extension instance.
+auth_only.config.from_mapping(DEFAULTS)
 auth_only.config.update(
     BASIC_AUTH_USERNAME=os.environ.get("BASIC_AUTH_USERNAME", "admin"),
     BASIC_AUTH_PASSWORD=os.environ.get("BASIC_AUTH_PASSWORD"),
-    BASIC_AUTH_REALM="sentiment-api",
+    SECRET_KEY=os.environ.get("SECRET_KEY", "bench"),
+    SQLALCHEMY_DATABASE_URI=os.environ.get("BENCH_AUTH_DATABASE_URL") or "sqlite:///" + os.path.join(
+        tempfile.gettempdir(), f"bench-auth-{os.getppid()}.sqlite"),
 )
-# The same extension instance and check the service's blueprints use.
-basic_auth.init_app(auth_only)
+db.init_app(auth_only)
+auth.init_app(auth_only)
 
 
 @auth_only.route("/", methods=["GET", "POST"])
 def authenticated():
-    denied = basic_auth.require()
-    if denied is not None:
-        return denied
+    # auth.init_app's app-wide hook has already signed the request in.
     return jsonify(ok=True)
