@@ -8,7 +8,7 @@ from functools import partial
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, String, Text, event, inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 

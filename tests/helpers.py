@@ -55,6 +55,23 @@ def run_train(*args, env=None):
                           cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=600)
 
 
+def call(base, path, body=None, auth=None, method=None, timeout=30):
+    """(status, JSON body) of one HTTP request to a live server."""
+    import json
+    import urllib.error
+    import urllib.request
+    headers = {"Content-Type": "application/json", "Connection": "close"}
+    if auth:
+        headers["Authorization"] = auth
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 class Gunicorn:
     """`gunicorn app:app` on a free loopback port, in its own process group
     so a test can SIGKILL master and workers at once."""

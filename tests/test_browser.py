@@ -9,16 +9,12 @@ import csv
 import io
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
 
 from conftest import AUTH, PASSWORD, USERNAME
-from helpers import ROOT
+from helpers import ROOT, Gunicorn
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -40,13 +36,6 @@ def _need_browser():
         pytest.skip(message)
 
 
-def _free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_server(shipped_model, tmp_path_factory):
     """gunicorn on a free loopback port over a fresh SQLite file."""
@@ -54,30 +43,11 @@ def live_server(shipped_model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
     model = tmp / "model.pkl"
     shutil.copy(shipped_model, model)
-    port = _free_port()
-    env = dict(os.environ, MODEL_PATH=str(model), DATABASE_URL=f"sqlite:///{tmp / 'live.sqlite'}",
-               BASIC_AUTH_USERNAME=USERNAME, BASIC_AUTH_PASSWORD=PASSWORD, SECRET_KEY="test",
-               GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1")
-    log = open(tmp / "gunicorn.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:app"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("gunicorn did not start: " + (tmp / "gunicorn.log").read_text())
-        time.sleep(0.2)
-    yield base
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-    log.close()
+    env = {"MODEL_PATH": str(model), "DATABASE_URL": f"sqlite:///{tmp / 'live.sqlite'}",
+           "BASIC_AUTH_USERNAME": USERNAME, "BASIC_AUTH_PASSWORD": PASSWORD, "SECRET_KEY": "test"}
+    server = Gunicorn(env, tmp / "gunicorn.log", workers=1).start()
+    yield server.base
+    server.stop()
 
 
 def _driver(language, javascript=True):

@@ -7,14 +7,13 @@ import json
 import shutil
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import sqlalchemy
 
 from conftest import PASSWORD, USERNAME
 from helpers import Gunicorn
+from helpers import call as http_call
 
 CLIENTS = 8
 PER_CLIENT = 200
@@ -29,14 +28,7 @@ ADMIN = header(USERNAME, PASSWORD)
 
 
 def call(base, path, body=None, auth=ADMIN, method=None, timeout=30):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method, headers={
-        "Authorization": auth, "Content-Type": "application/json", "Connection": "close"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return http_call(base, path, body, auth=auth, method=method, timeout=timeout)
 
 
 @pytest.fixture
@@ -101,7 +93,9 @@ def client_loop(base, name, auth, count, acked, errors, stop):
                 errors.append((status, body))
                 continue
             acked["feedback"].append((body["prediction_id"], label))
-        except OSError as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            # A kill mid-response cuts the connection or the body (no answer,
+            # so nothing acknowledged).
             errors.append(("connection", repr(exc)))
             if stop.is_set():
                 return

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import AUTH, add_user, basic
+from conftest import AUTH, add_user
 from helpers import run_train, write_tiny_corpus
 from sentiment.db import Feedback, db
 from sentiment.training import parse_when, read_feedback

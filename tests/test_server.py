@@ -1,42 +1,23 @@
 """The real thing: gunicorn with several workers, over HTTP."""
 import base64
-import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from conftest import PASSWORD, USERNAME
-from helpers import ROOT, run_train, write_tiny_corpus
+from helpers import Gunicorn, run_train, write_tiny_corpus
+from helpers import call as http_call
 from sentiment.model import read_header
 
 TOKEN = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def call(base, path, body=None, timeout=10):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, headers={
-        "Authorization": f"Basic {TOKEN}", "Content-Type": "application/json",
-        "Connection": "close"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return http_call(base, path, body, auth=f"Basic {TOKEN}", timeout=timeout)
 
 
 @pytest.fixture
@@ -44,29 +25,11 @@ def server(shipped_model, database_url, tmp_path):
     """gunicorn with two workers on a free loopback port."""
     model = tmp_path / "served.pkl"
     shutil.copy(shipped_model, model)
-    port = free_port()
-    env = dict(os.environ, MODEL_PATH=str(model), DATABASE_URL=database_url,
-               BASIC_AUTH_USERNAME=USERNAME, BASIC_AUTH_PASSWORD=PASSWORD, SECRET_KEY="test",
-               GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2")
-    log = open(tmp_path / "gunicorn.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:app"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if call(base, "/health")[0] == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text())
-        time.sleep(0.2)
-    yield base, model, env, process
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-    log.close()
+    env = {"MODEL_PATH": str(model), "DATABASE_URL": database_url,
+           "BASIC_AUTH_USERNAME": USERNAME, "BASIC_AUTH_PASSWORD": PASSWORD, "SECRET_KEY": "test"}
+    server = Gunicorn(env, tmp_path / "gunicorn.log", workers=2).start()
+    yield server.base, model, server.env, server.process
+    server.stop()
 
 
 def test_every_worker_serves_a_retrained_model_within_five_seconds(server, tmp_path):

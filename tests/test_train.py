@@ -1,6 +1,5 @@
 """python train.py: bad data is refused cleanly; feedback changes the next model."""
 import json
-import os
 import shutil
 
 import pytest
