@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.cli import AppGroup
 from sqlalchemy.orm import selectinload
 
-from .api import int_arg, json_body
+from .api import json_body, json_page, page_args
 from .auth import require_admin
 from .db import ROLES, Feedback, User, db
 from .errors import BadInput
@@ -28,22 +28,16 @@ bp.before_request(require_admin)
 @bp.get("/feedback")
 def list_feedback():
     """Every feedback row, newest change first (`rejected=true|false` filters)."""
-    page = int_arg("page", 1, 1, 10**9)
-    per_page = int_arg("per_page", 20, 1, current_app.config["MAX_PER_PAGE"])
+    page, per_page = page_args()
     query = db.select(Feedback)
     rejected = request.args.get("rejected")
     if rejected is not None:
         if rejected not in ("true", "false"):
             raise BadInput("'rejected' must be true or false")
         query = query.where(Feedback.rejected.is_(rejected == "true"))
-    total = db.session.execute(
-        query.with_only_columns(db.func.count(Feedback.id)).order_by(None)).scalar_one()
-    rows = db.session.execute(
-        query.options(selectinload(Feedback.prediction))
-        .order_by(Feedback.updated_at.desc(), Feedback.id.desc())
-        .limit(per_page).offset((page - 1) * per_page)).scalars()
-    items = [dict(row.to_dict(), text=row.prediction.text) for row in rows]
-    return jsonify(items=items, page=page, per_page=per_page, total=total)
+    return json_page(query, Feedback.id, (Feedback.updated_at.desc(), Feedback.id.desc()),
+                     selectinload(Feedback.prediction), page, per_page,
+                     lambda row: dict(row.to_dict(), text=row.prediction.text))
 
 
 def _when(name, end=False):

@@ -86,12 +86,39 @@ def int_arg(name, default, low, high):
     return number
 
 
+def page_args():
+    """The checked `page` and `per_page` query arguments."""
+    return (int_arg("page", 1, 1, 10**9),
+            int_arg("per_page", 20, 1, current_app.config["MAX_PER_PAGE"]))
+
+
+def json_page(query, counted, order, load, page, per_page, item):
+    """One page of `query` as JSON {"items", "page", "per_page", "total"}:
+    `counted` is the column counted for the total, `load` the loader option
+    for the rows, `item` turns a row into its JSON object."""
+    total = db.session.execute(
+        query.with_only_columns(db.func.count(counted)).order_by(None)).scalar_one()
+    rows = db.session.execute(
+        query.options(load).order_by(*order).limit(per_page).offset((page - 1) * per_page)
+    ).scalars()
+    return jsonify(items=[item(row) for row in rows], page=page, per_page=per_page, total=total)
+
+
+def prediction_item(row):
+    """A listed prediction: the API's prediction object, who and when, and
+    its feedback label if any."""
+    item = row.to_dict()
+    item["username"] = row.username
+    item["created_at"] = row.created_at.isoformat() + "Z"
+    item["feedback"] = row.feedback.label if row.feedback else None
+    return item
+
+
 @bp.get("/predictions")
 def predictions():
     """Stored predictions, newest first, with their feedback label: a user's
     own, or everyone's for an admin (`username=` narrows it to one user)."""
-    page = int_arg("page", 1, 1, 10**9)
-    per_page = int_arg("per_page", 20, 1, current_app.config["MAX_PER_PAGE"])
+    page, per_page = page_args()
     query = db.select(Prediction)
     who = request.args.get("username")
     if who is not None and not is_admin():
@@ -102,19 +129,5 @@ def predictions():
         if not usable_name(who):
             raise BadInput("'username' must be 1 to 150 characters without NUL")
         query = query.where(Prediction.username == who)
-    total = db.session.execute(
-        query.with_only_columns(db.func.count(Prediction.id)).order_by(None)).scalar_one()
-    rows = db.session.execute(
-        query
-        .options(selectinload(Prediction.feedback))
-        .order_by(Prediction.created_at.desc(), Prediction.id.desc())
-        .limit(per_page).offset((page - 1) * per_page)
-    ).scalars()
-    items = []
-    for row in rows:
-        item = row.to_dict()
-        item["username"] = row.username
-        item["created_at"] = row.created_at.isoformat() + "Z"
-        item["feedback"] = row.feedback.label if row.feedback else None
-        items.append(item)
-    return jsonify(items=items, page=page, per_page=per_page, total=total)
+    return json_page(query, Prediction.id, (Prediction.created_at.desc(), Prediction.id.desc()),
+                     selectinload(Prediction.feedback), page, per_page, prediction_item)

@@ -145,6 +145,16 @@ class _Tfidf:
             columns.extend(found)
         return columns
 
+    def _weigh(self, data, columns):
+        """Counts to tf-idf weights in place: binary or sublinear tf, then idf."""
+        if self.binary:
+            data.fill(1)
+        if self.sublinear:
+            np.log(data, data)
+            data += 1.0
+        if self.idf is not None:
+            data *= self.idf[columns]
+
     def transform_one(self, text):
         """(sorted column indices, tf-idf values) of one text, or None:
         transform() with fewer numpy calls, for the one-text requests."""
@@ -153,13 +163,7 @@ class _Tfidf:
             return None
         columns = sorted(counts)
         data = np.fromiter(map(counts.__getitem__, columns), dtype=self.dtype, count=len(columns))
-        if self.binary:
-            data.fill(1)
-        if self.sublinear:
-            np.log(data, data)
-            data += 1.0
-        if self.idf is not None:
-            data *= self.idf[columns]
+        self._weigh(data, columns)
         if self.norm is not None:
             parts = np.abs(data) if self.norm == "l1" else data * data
             total = float(np.cumsum(parts, dtype=np.float64)[-1])  # in column order
@@ -189,13 +193,7 @@ class _Tfidf:
         keys = keys[starts]
         rows, columns = np.divmod(keys, self.width)
         data = np.diff(np.append(starts, len(found))).astype(self.dtype)
-        if self.binary:
-            data.fill(1)
-        if self.sublinear:
-            np.log(data, data)
-            data += 1.0
-        if self.idf is not None:
-            data *= self.idf[columns]
+        self._weigh(data, columns)
         if self.norm is not None and data.size:
             # As sklearn's inplace_csr_row_normalize_l1/l2: squares (or
             # absolute values) in the data's dtype, added up in float64 in
