@@ -13,9 +13,11 @@ import time
 from flask import current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_basicauth import BasicAuth as _BasicAuth
+from sqlalchemy import event
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import PAGE_BLUEPRINTS, throttle
+from .db import User
 from .errors import error_response
 from .users import find_user
 
@@ -58,6 +60,62 @@ class _VerifiedCache:
 
 
 verified = _VerifiedCache()
+
+
+class _RecentSignIns:
+    """Requests signed in moments ago by this process: (user, password) ->
+    (when, role), trusted for AUTH_RECHECK_SECONDS without the database.
+
+    Looking the user up and counting failed sign-ins cost two queries, more
+    than the prediction itself. Within the recheck interval nothing about
+    this user can have changed in this process without forget() being
+    called (a failed sign-in anywhere in the process, or any change to a
+    user row); another process's change is seen at the next recheck.
+    """
+
+    def __init__(self, size=4096):
+        self._entries = {}
+        self._size = size
+
+    @staticmethod
+    def key(username, password):
+        secret = str(current_app.config["SECRET_KEY"]).encode()
+        message = json.dumps([username, password]).encode()
+        return hmac.new(secret, message, hashlib.sha256).digest()
+
+    def role(self, key):
+        """The role signed in under this key, if it is recent enough."""
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        at, role = found
+        if time.monotonic() - at >= current_app.config["AUTH_RECHECK_SECONDS"]:
+            return None
+        return role
+
+    def add(self, key, role):
+        if current_app.config["AUTH_RECHECK_SECONDS"] <= 0:
+            return
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), role)
+
+    def forget(self):
+        # Replaced, not cleared: a concurrent reader keeps a consistent dict.
+        self._entries = {}
+
+
+recent = _RecentSignIns()
+
+
+def _user_changed(mapper, connection, target):
+    recent.forget()
+
+
+# A user created, re-roled, disabled, re-passworded or deleted by this
+# process (page, API or CLI) counts from the next request on.
+for _event in ("after_insert", "after_update", "after_delete"):
+    event.listen(User, _event, _user_changed)
 
 
 def _same(given, expected):
@@ -122,6 +180,14 @@ class BasicAuth(_BasicAuth):
         given = request.authorization
         if given is None or given.type != "basic":
             return self.challenge()
+        if isinstance(given.username, str) and isinstance(given.password, str):
+            key = recent.key(given.username, given.password)
+            role = recent.role(key)
+            if role is not None:
+                g.username, g.role = given.username, role
+                return None
+        else:
+            key = None
         wait = throttle.retry_after(given.username)
         if wait > 0:
             seconds = max(1, int(wait + 0.999))
@@ -131,7 +197,10 @@ class BasicAuth(_BasicAuth):
             response.headers["Retry-After"] = str(seconds)
             return response
         if self.authenticate():
+            if key is not None:
+                recent.add(key, g.role)
             return None
+        recent.forget()
         throttle.record_failure(given.username)
         return self.challenge()
 

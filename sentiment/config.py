@@ -31,6 +31,12 @@ DEFAULTS = {
     # How long one process trusts credentials it has already verified, so the
     # slow hash is not paid on every request (Basic auth sends it every time).
     "AUTH_CACHE_SECONDS": 300,
+    # How long one process answers a request with credentials it signed in
+    # moments ago without asking the database again (user row, failed
+    # sign-ins). A user disabled, deleted, re-roled or locked out by another
+    # process is refused within this many seconds; changes made by this
+    # process take effect at once. 0 asks the database on every request.
+    "AUTH_RECHECK_SECONDS": 1.0,
     # Failed sign-ins: at most this many per client address and per user name
     # within the window (seconds); beyond that 429 until the window passes.
     "LOGIN_FAILURE_WINDOW": 300,
@@ -55,6 +61,7 @@ ENVIRONMENT = {
     "LOGIN_MAX_FAILURES_PER_CLIENT": ("LOGIN_MAX_FAILURES_PER_CLIENT", int),
     "LOGIN_MAX_FAILURES_PER_USER": ("LOGIN_MAX_FAILURES_PER_USER", int),
     "SQLITE_SYNCHRONOUS": ("SQLITE_SYNCHRONOUS", str),
+    "AUTH_RECHECK_SECONDS": ("AUTH_RECHECK_SECONDS", float),
 }
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,6 +1,7 @@
 """Fixtures: an app over a temporary SQLite file or a throw-away PostgreSQL
 schema, a client, a CLI runner, and credentials."""
 import base64
+import logging
 import os
 import re
 import shutil
@@ -13,6 +14,11 @@ from app import create_app
 from sentiment.db import Prediction, Feedback, db
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The app sends its own log lines to stderr and stops them propagating when
+# nothing else handles them; in tests they must reach pytest's caplog
+# instead, whichever test builds the first app.
+logging.getLogger("sentiment").addHandler(logging.NullHandler())
 SHIPPED_MODEL = os.path.join(ROOT, "model.pkl")
 USERNAME = "tester"
 PASSWORD = "correct horse battery staple"

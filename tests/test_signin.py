@@ -1,5 +1,6 @@
 """Signing in: database users with hashed passwords, the bootstrap admin,
 constant-ish timing, and failed sign-in throttling shared by all workers."""
+import re
 import statistics
 import time
 
@@ -179,3 +180,70 @@ def test_requests_without_credentials_are_not_counted_as_failures(make_app):
 def test_odd_user_names_are_just_wrong(client, username):
     response = client.post("/predict", json={"text": "hola"}, headers=basic(username, PASSWORD))
     assert response.status_code == 401
+
+
+def _queries_on(app, tables):
+    """A list that collects every SQL statement touching one of the tables."""
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if re.search(rf'\b(?:FROM|INTO|UPDATE|JOIN)\s+"?(?:{"|".join(tables)})"?(?:\s|$)',
+                     statement):
+            seen.append(statement)
+
+    with app.app_context():
+        db.event.listen(db.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_signed_in_user_is_not_looked_up_again_within_the_recheck_interval(make_app):
+    app = make_app(AUTH_RECHECK_SECONDS=60)
+    add_user(app, "ana", "ana-password-1")
+    ana = basic("ana", "ana-password-1")
+    client = app.test_client()
+    queries = _queries_on(app, ["user", "login_failure"])
+    assert client.post("/predict", json={"text": "hola"}, headers=ana).status_code == 200
+    assert queries, "the first request signs in through the database"
+    queries.clear()
+    for _ in range(3):
+        assert client.post("/predict", json={"text": "hola"}, headers=ana).status_code == 200
+    assert queries == []
+    # A wrong password is never taken from memory.
+    assert client.post("/predict", json={"text": "x"},
+                       headers=basic("ana", "ana-password-2")).status_code == 401
+
+
+def test_changes_by_another_process_count_within_the_recheck_interval(make_app, tmp_path):
+    """Two apps over one database stand for two gunicorn workers: what one
+    does to a user, the other sees within AUTH_RECHECK_SECONDS."""
+    worker = make_app(AUTH_RECHECK_SECONDS=0.5, LOGIN_MAX_FAILURES_PER_USER=2,
+                      LOGIN_FAILURE_WINDOW=60)
+    other = make_app(instance_path=tmp_path / "other", AUTH_RECHECK_SECONDS=0.5,
+                     LOGIN_MAX_FAILURES_PER_USER=2, LOGIN_FAILURE_WINDOW=60)
+    add_user(worker, "ana", "ana-password-1")
+    ana = basic("ana", "ana-password-1")
+    client = worker.test_client()
+    assert client.post("/predict", json={"text": "hola"}, headers=ana).status_code == 200
+
+    with other.app_context():
+        user = db.session.execute(db.select(User).filter_by(username="ana")).scalar_one()
+        user.active = False
+        db.session.commit()
+    time.sleep(0.6)
+    assert client.post("/predict", json={"text": "hola"}, headers=ana).status_code == 401
+
+    # Locked out by failures counted in the other process: 429 even for the
+    # right password, once the interval has passed.
+    assert client.post("/predict", json={"text": "hola"}, headers=AUTH).status_code == 200
+    assert [fail(other.test_client()).status_code for _ in range(2)] == [401, 401]
+    time.sleep(0.6)
+    assert client.post("/predict", json={"text": "hola"}, headers=AUTH).status_code == 429
+
+
+def test_a_failure_in_this_process_counts_at_once(make_app):
+    app = make_app(AUTH_RECHECK_SECONDS=60, LOGIN_MAX_FAILURES_PER_USER=2,
+                   LOGIN_FAILURE_WINDOW=60)
+    client = app.test_client()
+    assert client.post("/predict", json={"text": "hola"}, headers=AUTH).status_code == 200
+    assert [fail(client).status_code for _ in range(2)] == [401, 401]
+    assert client.post("/predict", json={"text": "hola"}, headers=AUTH).status_code == 429
