@@ -17,7 +17,7 @@ One run:
    gunicorn.conf.py on a free port of 127.0.0.1 for: a hello-world Flask app,
    the same with the service's Basic auth only (bench/apps.py), the service on
    SQLite (a new file in a temporary folder) and the service on PostgreSQL;
-3. drives each with wrk at each concurrency (1, 8, 32 connections) for
+3. drives each with wrk at each concurrency (1, 8, 16, 32 connections) for
    --duration seconds per cell: GET / for the ceiling apps; POST /predict with
    one text, POST /predict with 100 texts, POST /feedback for the service;
 4. reads the resident memory of every worker;
@@ -319,7 +319,7 @@ def postgres_reachable(url):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per cell (10)")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16, 32])
     parser.add_argument("--workers", type=int, default=None,
                         help="gunicorn workers (default: gunicorn.conf.py's, the CPU count)")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES))

@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from . import LABELS
-from .text import normalize
+from .text import WordFeatures, normalize
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,10 @@ CHECK_TEXTS = (
 # Words whose char n-gram columns one worker remembers (a few MB at most).
 _WORD_CACHE_SIZE = 50_000
 
+# Cells (texts x longest text's features x classes) up to which a batch is
+# summed in one padded array (8 MB of float64 at most).
+_PADDED_SUMS_LIMIT = 1_000_000
+
 
 class UnsupportedPipeline(Exception):
     """The pipeline has a step or setting the fast path does not reproduce."""
@@ -109,6 +113,12 @@ class _Tfidf:
         self.analyze = vectorizer.build_analyzer()
         self.vocabulary = vectorizer.vocabulary_
         self.indices = self._indices
+        # Both of the model's vectorizers start with normalize(text): the
+        # caller does that once per text for both (and for the corrections
+        # lookup) and hands it over. None: this one starts from the raw text.
+        self.from_normalized = None
+        if vectorizer.input == "content" and isinstance(vectorizer.analyzer, WordFeatures):
+            self.from_normalized = vectorizer.analyzer.from_normalized
         if vectorizer.analyzer == "char_wb":
             # char_wb n-grams never cross a word, and words repeat a lot
             # across texts: each word's columns are looked up once.
@@ -117,24 +127,35 @@ class _Tfidf:
             self._word_ngrams = vectorizer._char_wb_ngrams
             self._word_columns = {}
             self.indices = self._indices_by_word
+            if vectorizer.input == "content" and vectorizer.preprocessor is normalize:
+                self.from_normalized = str.split
         self.width = len(self.vocabulary)
         self.binary = vectorizer.binary
         self.sublinear = vectorizer.sublinear_tf
         self.idf = vectorizer.idf_ if vectorizer.use_idf else None
         self.norm = vectorizer.norm
 
-    def _indices(self, text):
+    def _indices(self, text, normalized=None):
         """The vocabulary columns of the text's features, repeats kept,
-        features outside the vocabulary dropped."""
+        features outside the vocabulary dropped. `normalized` is
+        normalize(text), if the caller has it."""
         get = self.vocabulary.get
-        return [j for j in map(get, self.analyze(text)) if j is not None]
+        if normalized is not None and self.from_normalized is not None:
+            features = self.from_normalized(normalized)
+        else:
+            features = self.analyze(text)
+        return [j for j in map(get, features) if j is not None]
 
-    def _indices_by_word(self, text):
+    def _indices_by_word(self, text, normalized=None):
         """_indices for a char_wb analyzer, word by word through a cache;
         the same columns as the analyzer's n-grams of the whole text."""
         cache = self._word_columns
         columns = []
-        for word in self._preprocess(self._decode(text)).split():
+        if normalized is not None and self.from_normalized is not None:
+            words = normalized.split()
+        else:
+            words = self._preprocess(self._decode(text)).split()
+        for word in words:
             found = cache.get(word)
             if found is None:
                 get = self.vocabulary.get
@@ -155,14 +176,16 @@ class _Tfidf:
         if self.idf is not None:
             data *= self.idf[columns]
 
-    def transform_one(self, text):
+    def transform_one(self, text, normalized=None):
         """(sorted column indices, tf-idf values) of one text, or None:
         transform() with fewer numpy calls, for the one-text requests."""
-        counts = Counter(self.indices(text))
-        if not counts:
+        found = self.indices(text, normalized)
+        if not found:
             return None
-        columns = sorted(counts)
-        data = np.fromiter(map(counts.__getitem__, columns), dtype=self.dtype, count=len(columns))
+        # One conversion to an array, then only numpy: indexing numpy with a
+        # Python list converts the list again at every use.
+        columns, counts = np.unique(np.array(found, dtype=np.intp), return_counts=True)
+        data = counts.astype(self.dtype)
         self._weigh(data, columns)
         if self.norm is not None:
             parts = np.abs(data) if self.norm == "l1" else data * data
@@ -175,10 +198,13 @@ class _Tfidf:
                 data = (data.astype(np.float64) / total).astype(self.dtype)
         return columns, data
 
-    def transform(self, texts):
+    def transform(self, texts, normalized=None):
         """The tf-idf matrix of the texts as (rows, columns, values), sorted
         by row then column like sklearn's CSR matrix."""
-        features = [self.indices(text) for text in texts]
+        if normalized is None:
+            features = [self.indices(text) for text in texts]
+        else:
+            features = list(map(self.indices, texts, normalized))
         lengths = np.fromiter(map(len, features), dtype=np.intp, count=len(features))
         found = np.fromiter(chain.from_iterable(features), dtype=np.int64,
                             count=int(lengths.sum()))
@@ -242,10 +268,10 @@ class FastPath:
         data_dtype = np.result_type(*(v.dtype for v in self.vectorizers))
         self.dtype = np.result_type(data_dtype, self.coef_t.dtype)
 
-    def decision_function(self, texts):
+    def decision_function(self, texts, normalized=None):
         """coef_ . features + intercept, each row summed in column order in
         the same dtype as scipy's sparse-times-dense product (csr_matvecs)."""
-        parts = [v.transform(texts) for v in self.vectorizers]
+        parts = [v.transform(texts, normalized) for v in self.vectorizers]
         rows = np.concatenate([p[0] for p in parts])
         columns = np.concatenate([p[1] + offset for p, offset in zip(parts, self.offsets)])
         values = np.concatenate([p[2].astype(self.dtype, copy=False) for p in parts])
@@ -253,40 +279,59 @@ class FastPath:
         # one's, so a stable sort by row gives every row in column order.
         order = np.argsort(rows, kind="stable")
         rows, columns, values = rows[order], columns[order], values[order]
-        products = (self.coef_t[columns] * values[:, None]).T.copy()
-        totals = np.zeros((len(products), len(texts)), dtype=self.dtype)
-        # add.at adds in input order, one product at a time, like scipy
-        # (and is much faster on one class's 1-d column than on 2-d rows).
-        for total, product in zip(totals, products):
+        products = self.coef_t[columns] * values[:, None]
+        classes = products.shape[1]
+        lengths = np.bincount(rows, minlength=len(texts))
+        width = int(lengths.max()) if lengths.size else 0
+        if len(texts) * width * classes <= _PADDED_SUMS_LIMIT:
+            # Each row's products side by side, zeros after them: a running
+            # sum along the row adds them one at a time in column order, as
+            # scipy does (adding zeros at the end changes nothing), with one
+            # numpy call instead of np.add.at's slow element-wise loop.
+            starts = np.cumsum(lengths) - lengths
+            positions = np.arange(len(rows)) - starts[rows]
+            padded = np.zeros((len(texts), max(width, 1), classes), dtype=self.dtype)
+            padded[rows, positions] = products
+            totals = np.cumsum(padded, axis=1)[:, -1, :]
+            return totals + self.intercept
+        # A batch with one very long text: the padding would be mostly zeros.
+        totals = np.zeros((classes, len(texts)), dtype=self.dtype)
+        for total, product in zip(totals, products.T.copy()):
             np.add.at(total, rows, product)
         return totals.T + self.intercept
 
-    def decision_one(self, text):
+    def decision_one(self, text, normalized=None):
         """decision_function([text])[0] with the fewest numpy calls: the
         running sum of the products in column order, as scipy adds them."""
         columns, values = [], []
         for vectorizer, offset in zip(self.vectorizers, self.offsets):
-            found = vectorizer.transform_one(text)
+            found = vectorizer.transform_one(text, normalized)
             if found is not None:
-                columns.extend([j + offset for j in found[0]] if offset else found[0])
+                columns.append(found[0] + offset if offset else found[0])
                 values.append(found[1])
         if not columns:
             return np.zeros(self.coef_t.shape[1], dtype=self.dtype) + self.intercept
-        values = values[0] if len(values) == 1 else np.concatenate(values)
+        if len(columns) == 1:
+            columns, values = columns[0], values[0]
+        else:
+            columns, values = np.concatenate(columns), np.concatenate(values)
         products = self.coef_t[columns] * values.astype(self.dtype, copy=False)[:, None]
         return np.cumsum(products, axis=0)[-1] + self.intercept
 
-    def predict_proba(self, texts, one_by_one=None):
-        """The same matrix as pipeline.predict_proba(texts).
+    def predict_proba(self, texts, one_by_one=None, normalized=None):
+        """The same matrix as pipeline.predict_proba(texts); `normalized`,
+        if given, is [normalize(text) for text in texts].
 
         A few texts go one by one (less numpy overhead), more in one batch
         (less Python per text); both give the same numbers."""
         if one_by_one is None:
             one_by_one = len(texts) <= 4
+        if normalized is None:
+            normalized = [None] * len(texts)
         if one_by_one:
-            scores = np.stack([self.decision_one(text) for text in texts])
+            scores = np.stack(list(map(self.decision_one, texts, normalized)))
         else:
-            scores = self.decision_function(texts)
+            scores = self.decision_function(texts, normalized)
         if self.binary:
             positive = expit(scores.reshape(-1))
             return np.stack([1 - positive, positive], axis=1)
@@ -303,8 +348,12 @@ def fast_path_for(pipeline, texts=CHECK_TEXTS, tolerance=1e-6):
         fast = FastPath(pipeline)
         expected = pipeline.predict_proba(texts)
         # Both ways through the fast path: as one batch and one by one.
+        normalized = [normalize(text) for text in texts]
         answers = [fast.predict_proba(texts, one_by_one=False),
-                   np.vstack([fast.predict_proba([text], one_by_one=True) for text in texts])]
+                   np.vstack([fast.predict_proba([text], one_by_one=True) for text in texts]),
+                   fast.predict_proba(texts, one_by_one=False, normalized=normalized),
+                   np.vstack([fast.predict_proba([text], one_by_one=True, normalized=[norm])
+                              for text, norm in zip(texts, normalized)])]
     except UnsupportedPipeline as exc:
         log.warning("using scikit-learn's predict_proba: the fast path does not support %s", exc)
         return None
@@ -338,10 +387,10 @@ class SentimentModel:
         # Checked against predict_proba here, once per load; None means sklearn.
         self.fast = fast_path_for(pipeline) if fast else None
 
-    def predict_proba(self, texts):
+    def predict_proba(self, texts, normalized=None):
         """pipeline.predict_proba(texts), through the fast path when verified."""
         if self.fast is not None:
-            return self.fast.predict_proba(texts)
+            return self.fast.predict_proba(texts, normalized=normalized)
         return self.pipeline.predict_proba(list(texts))
 
     @classmethod
@@ -368,11 +417,12 @@ class SentimentModel:
 
     def predict(self, texts):
         """(label, score, probabilities) for each text, in order."""
-        matrix = self.predict_proba(texts)[:, self._order].tolist()
+        normalized = [normalize(text) for text in texts]
+        matrix = self.predict_proba(texts, normalized)[:, self._order].tolist()
         overrides = self.overrides
         results = []
-        for text, probs in zip(texts, matrix):
-            corrected = overrides.get(normalize(text)) if overrides else None
+        for norm, probs in zip(normalized, matrix):
+            corrected = overrides.get(norm) if overrides else None
             if corrected is not None:
                 # A person labelled this very text: their answer stands.
                 probs = [1.0 if label == corrected else 0.0 for label in LABELS]

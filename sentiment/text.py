@@ -15,15 +15,20 @@ _SPACES = re.compile(r"\s+")
 
 # Emoticons carry a lot of sentiment in short informal texts but are split
 # apart by word tokenisers, so they are turned into words first.
+# Each with characters one of which any match contains: most texts have
+# none of them, and the check is much cheaper than the search.
 _EMOTICONS = [
-    (re.compile(r"(?:^|\s)(?::|;|=|x|X)-?(?:\)+|\]|D+|P|p|3)(?=\s|$)"), " emopos "),
-    (re.compile(r"(?:^|\s)\(+-?(?::|;|=)(?=\s|$)"), " emopos "),
-    (re.compile(r"(?:^|\s)(?::|;|=)'?-?(?:\(+|\[|/|\\|\|)(?=\s|$)"), " emoneg "),
-    (re.compile(r"<3"), " emopos "),
-    (re.compile(r"\b(?:x|X)[dD]+\b"), " emopos "),
+    (re.compile(r"(?:^|\s)(?::|;|=|x|X)-?(?:\)+|\]|D+|P|p|3)(?=\s|$)"), " emopos ", ":;=xX"),
+    (re.compile(r"(?:^|\s)\(+-?(?::|;|=)(?=\s|$)"), " emopos ", "("),
+    (re.compile(r"(?:^|\s)(?::|;|=)'?-?(?:\(+|\[|/|\\|\|)(?=\s|$)"), " emoneg ", ":;="),
+    (re.compile(r"<3"), " emopos ", "<"),
+    (re.compile(r"\b(?:x|X)[dD]+\b"), " emopos ", "xX"),
 ]
 _POSITIVE_EMOJI = set("😀😃😄😁😆😊🙂😍🥰😘😎🤩🥳👍👏🙌💪🎉❤💕💖💯✨🔥😂🤣😋🤗👌💚💙🙏⭐🌟")
 _NEGATIVE_EMOJI = set("😞😔😟😕🙁☹😣😖😫😩😢😭😤😠😡🤬👎💩🤮🤢😒🙄😑😐💔😓😰😱🤦")
+# Positive first: a character in both sets counts as positive.
+_EMOJI_WORDS = {**{ord(c): " emoneg " for c in _NEGATIVE_EMOJI},
+                **{ord(c): " emopos " for c in _POSITIVE_EMOJI}}
 
 _TOKEN = re.compile(r"[a-zñç0-9_]+(?:'[a-z]+)?|[!?¡¿.,;:]")
 
@@ -55,12 +60,35 @@ _CONTRAST = {"but", "pero", "however", "embargo", "though", "igual"}
 _CLAUSE_END = {"!", "?", "¡", "¿", "."}
 
 
-def strip_accents(text):
-    """Remove accents but keep ñ, since people often type without accents."""
+def _strip_accents_slowly(text):
+    """The definition of strip_accents (kept to test the fast one against)."""
     text = text.replace("ñ", "\0")
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return stripped.replace("\0", "ñ")
+
+
+class _StrippedChars(dict):
+    """str.translate table: each character as _strip_accents_slowly turns
+    it, worked out on first sight. Character by character gives the same
+    text as the whole string at once: NFKD decomposes each character on its
+    own, and the only thing it reorders (marks of non-zero combining class)
+    is exactly what gets dropped."""
+
+    def __missing__(self, code):
+        value = _strip_accents_slowly(chr(code))
+        self[code] = value
+        return value
+
+
+_STRIPPED = _StrippedChars()
+
+
+def strip_accents(text):
+    """Remove accents but keep ñ, since people often type without accents."""
+    if text.isascii() and "\0" not in text:
+        return text
+    return text.translate(_STRIPPED)
 
 
 def normalize(text):
@@ -68,17 +96,10 @@ def normalize(text):
     replaced by placeholder words and elongations shortened."""
     text = _URL.sub(" url ", text)
     text = _MENTION.sub(" @user ", text)
-    for pattern, word in _EMOTICONS:
-        text = pattern.sub(word, text)
-    out = []
-    for ch in text:
-        if ch in _POSITIVE_EMOJI:
-            out.append(" emopos ")
-        elif ch in _NEGATIVE_EMOJI:
-            out.append(" emoneg ")
-        else:
-            out.append(ch)
-    text = "".join(out).lower().replace("’", "'")
+    for pattern, word, needs in _EMOTICONS:
+        if any(c in text for c in needs):
+            text = pattern.sub(word, text)
+    text = text.translate(_EMOJI_WORDS).lower().replace("’", "'")
     text = strip_accents(text)
     text = _ELONGATED.sub(r"\1\1", text)
     return _SPACES.sub(" ", text).strip()
@@ -145,7 +166,11 @@ class WordFeatures:
         self.lexicon = dict(lexicon or {})
 
     def __call__(self, text):
-        toks = tokens(normalize(text))
+        return self.from_normalized(normalize(text))
+
+    def from_normalized(self, text):
+        """The features of text that normalize() has already been through."""
+        toks = tokens(text)
         words = mark_negation(toks)
         feats = list(words)
         feats.extend(a + " " + b for a, b in zip(words, words[1:]))

@@ -140,8 +140,8 @@ def test_a_fast_path_that_differs_is_not_used(shipped, monkeypatch, caplog):
     header, pipeline = shipped
     original = FastPath.predict_proba
 
-    def off_by_a_little(self, texts, one_by_one=None):
-        return original(self, texts, one_by_one) + 2e-6
+    def off_by_a_little(self, texts, one_by_one=None, normalized=None):
+        return original(self, texts, one_by_one, normalized) + 2e-6
 
     monkeypatch.setattr(FastPath, "predict_proba", off_by_a_little)
     with caplog.at_level(logging.WARNING, logger="sentiment.model"):

@@ -1,7 +1,10 @@
 """Normalisation and features that the model depends on."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sentiment.text import WordFeatures, detect_language, mark_negation, normalize, tokens
+from sentiment.text import (WordFeatures, _strip_accents_slowly, detect_language, mark_negation,
+                            normalize, strip_accents, tokens)
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -46,3 +49,19 @@ def test_words_after_a_contrast_are_marked():
 ])
 def test_detect_language(text, lang):
     assert detect_language(text) == lang
+
+
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_fast_accent_stripping_is_the_same_as_its_definition(text):
+    # The model's features depend on it: a difference would change answers.
+    assert strip_accents(text) == _strip_accents_slowly(text)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("x3 veces", "emopos veces"), ("XD jaja", "emopos jaja"), ("(: bien", "emopos bien"),
+    ("mal :'(", "mal emoneg"), ("te quiero <3", "te quiero emopos"), ("=) ok", "emopos ok"),
+    ("café\u0301 piñata \0", "cafe piñata ñ"), ("sin nada raro", "sin nada raro"),
+])
+def test_normalize_emoticons_and_accents(raw, expected):
+    assert normalize(raw) == expected
