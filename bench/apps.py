@@ -16,7 +16,8 @@ hello = Flask("hello")
 
 
 @hello.route("/", methods=["GET", "POST"])
-def hello_world():
+@hello.route("/<path:_>", methods=["GET", "POST"])
+def hello_world(_=None):
     return "Hello, World!"
 
 
@@ -36,6 +37,7 @@ auth.init_app(auth_only)
 
 
 @auth_only.route("/", methods=["GET", "POST"])
-def authenticated():
+@auth_only.route("/<path:_>", methods=["GET", "POST"])
+def authenticated(_=None):
     # auth.init_app's app-wide hook has already signed the request in.
     return jsonify(ok=True)

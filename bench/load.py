@@ -12,14 +12,17 @@ and dropped again.
 One run:
 1. times the model alone in this process: the median of one predict for one
    text, and texts/s for batches of 100, through the fast path and through
-   scikit-learn's predict_proba;
+   scikit-learn's predict_proba, and the whole predict() (which normalises
+   each text once for both feature blocks);
 2. starts, one after the other, gunicorn with the repository's
    gunicorn.conf.py on a free port of 127.0.0.1 for: a hello-world Flask app,
    the same with the service's Basic auth only (bench/apps.py), the service on
    SQLite (a new file in a temporary folder) and the service on PostgreSQL;
 3. drives each with wrk at each concurrency (1, 8, 16, 32 connections) for
-   --duration seconds per cell: GET / for the ceiling apps; POST /predict with
-   one text, POST /predict with 100 texts, POST /feedback for the service;
+   --duration seconds per cell: GET / for the ceiling apps, and the very
+   requests of the one-text predictions (so each figure has a ceiling that
+   costs wrk and the network the same); POST /predict with one text,
+   POST /predict with 100 texts, POST /feedback for the service;
 4. reads the resident memory of every worker;
 5. prints the table and writes it to bench/results/load.md with the machine's
    CPU count, load average and the settings used.
@@ -71,6 +74,10 @@ def sample_texts(limit=400):
         with open(path, encoding="utf-8") as fh:
             texts += [row["text"] for _, row in zip(range(limit // 6), csv.DictReader(fh))]
     return texts[:limit]
+
+
+# The ceiling apps' second scenario: the requests of "predict, 1 text".
+SAME_REQUESTS = "POST /predict, 1 text's requests"
 
 
 # --- the model alone ----------------------------------------------------------
@@ -410,7 +417,11 @@ def main(argv=None):
                                  ("predict, 100 texts", scripts["batch100"], 100),
                                  ("feedback", None, 0)]
                 else:
-                    scenarios = [("GET /", scripts["auth" if "auth" in label.lower() else "hello"], 0)]
+                    # GET / as the classic ceiling, then byte for byte the
+                    # requests of "predict, 1 text" (the same bodies, headers
+                    # and wrk script, so the load generator costs the same).
+                    scenarios = [("GET /", scripts["auth" if "auth" in label.lower() else "hello"], 0),
+                                 (SAME_REQUESTS, scripts["predict1"], 0)]
                 # Warm up every worker (imports, first queries, caches).
                 run_wrk(server.base, scenarios[0][1], 4, 2)
                 for scenario, path, texts_per_request in scenarios:
@@ -453,7 +464,10 @@ def main(argv=None):
 
 
 def format_report(rows, memory, model, workers, args, load_before, started, root):
-    hello = {r["connections"]: r["rps"] for r in rows if r["target"] == "hello-world"}
+    hello = {r["connections"]: r["rps"] for r in rows
+             if r["target"] == "hello-world" and r["scenario"] == "GET /"}
+    hello_same = {r["connections"]: r["rps"] for r in rows
+                  if r["target"] == "hello-world" and r["scenario"] == SAME_REQUESTS}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                             capture_output=True, text=True).stdout.strip() or "unknown"
     if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
@@ -475,18 +489,24 @@ def format_report(rows, memory, model, workers, args, load_before, started, root
         f"(so it takes CPU from the server too), {args.duration} s per cell, 127.0.0.1 only. "
         f"Load average before {load_before[0]:.2f}, after {load_after[0]:.2f}.",
         "",
-        "ratio = requests/s over hello-world's at the same concurrency; "
-        "latency in ms; errors = non-2xx answers, timeouts and socket errors.",
+        "ratio = requests/s over hello-world's GET / at the same concurrency; "
+        "ratio, same requests = requests/s over hello-world's when it is sent the very "
+        "requests of \"predict, 1 text\" (POST /predict, the same JSON bodies and credentials, "
+        "the same wrk script); latency in ms; errors = non-2xx answers, timeouts and socket errors.",
         "",
-        "| target | request | conns | req/s | texts/s | ratio | p50 | p95 | p99 | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | request | conns | req/s | texts/s | ratio | ratio, same requests "
+        "| p50 | p95 | p99 | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = r["rps"] / hello[r["connections"]] if hello.get(r["connections"]) else float("nan")
+        same = ""
+        if r["scenario"] in (SAME_REQUESTS, "predict, 1 text") and hello_same.get(r["connections"]):
+            same = f"{r['rps'] / hello_same[r['connections']]:.2f}"
         texts = f"{r['texts']:,.0f}" if r["texts"] else ""
         out.append(f"| {r['target']} | {r['scenario']} | {r['connections']} | {r['rps']:,.0f} | "
-                   f"{texts} | {ratio:.2f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | "
-                   f"{r['errors']} |")
+                   f"{texts} | {ratio:.2f} | {same} | {r['p50']:.2f} | {r['p95']:.2f} | "
+                   f"{r['p99']:.2f} | {r['errors']} |")
     out += ["", "Memory of each worker after its runs (MiB; PSS shares pages between workers fairly):", "",
             "| target | RSS per worker | PSS per worker |", "|---|---|---|"]
     for label, values in memory.items():

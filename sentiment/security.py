@@ -3,6 +3,7 @@ cross-site check on the JSON API, and security headers on every response."""
 from urllib.parse import urlsplit
 
 from flask import current_app, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -84,9 +85,21 @@ def limit_chunked_body():
 
 
 def add_headers(response):
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+    """The security headers, except where the view set its own."""
+    present = {name.lower() for name in response.headers.keys()}
+    response.headers.extend([(name, value) for name, value in HEADERS.items()
+                             if name.lower() not in present])
     return response
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with nothing built for a request
+    without the cookie (every curl call): it gets a new empty session."""
+
+    def open_session(self, app, request):
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def init_app(app):
@@ -95,4 +108,5 @@ def init_app(app):
     app.before_request(refuse_cross_site)
     app.before_request(limit_chunked_body)
     csrf.init_app(app)
+    app.session_interface = CookieSessions()
     app.after_request(add_headers)
