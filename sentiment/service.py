@@ -1,4 +1,6 @@
 """What the API and the page both do: validate, predict and store, give feedback."""
+import functools
+
 from flask import current_app, g
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
@@ -90,6 +92,12 @@ _INSERT_ONE = insert(_PREDICTION).returning(_PREDICTION.c.id)
 _INSERT_MANY = insert(_PREDICTION).returning(_PREDICTION.c.id, sort_by_parameter_order=True)
 
 
+@functools.lru_cache(maxsize=8)
+def _autocommit(engine):
+    """The engine's autocommit view (same pool), made once per engine."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def predict_and_store(texts):
     """Predict every text and store all of them in one transaction.
 
@@ -110,11 +118,19 @@ def predict_and_store(texts):
     ]
     # A transaction of its own on the engine, not the ORM session: the
     # session's bookkeeping costs twice the INSERT itself here.
-    with db.engine.begin() as connection:
-        if len(rows) == 1:
+    engine = db.engine
+    if len(rows) == 1 and engine.dialect.name == "postgresql":
+        # One statement is a transaction by itself: in autocommit it needs
+        # no BEGIN and COMMIT round trips, and PostgreSQL still answers only
+        # once the row is committed (synchronous_commit).
+        with _autocommit(engine).connect() as connection:
             ids = [connection.execute(_INSERT_ONE, rows[0]).scalar_one()]
-        else:
-            ids = connection.execute(_INSERT_MANY, rows).scalars().all()
+    else:
+        with engine.begin() as connection:
+            if len(rows) == 1:
+                ids = [connection.execute(_INSERT_ONE, rows[0]).scalar_one()]
+            else:
+                ids = connection.execute(_INSERT_MANY, rows).scalars().all()
     return [
         StoredPrediction(id, row["text"], row["label"], row["score"], row["p_negative"],
                          row["p_neutral"], row["p_positive"], version)
