@@ -26,6 +26,7 @@ from flask import Flask
 from sentiment import (admin, api, auth, batch, db, errors, health, history, i18n, insight,
                        security, users, web)
 from sentiment.config import DEFAULT_MODEL_PATH, DEFAULTS, database_url, from_environment
+from sentiment.config import check as check_settings
 from sentiment.model import ModelHolder
 
 
@@ -38,6 +39,7 @@ def create_app(test_config=None, instance_path=None):
     app.config.update(from_environment())
     if test_config:
         app.config.update(test_config)
+    check_settings(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
 
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(

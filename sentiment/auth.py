@@ -14,6 +14,7 @@ from flask import current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_basicauth import BasicAuth as _BasicAuth
 from sqlalchemy import event
+from sqlalchemy.orm import Session, object_session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import PAGE_BLUEPRINTS, throttle
@@ -63,24 +64,30 @@ verified = _VerifiedCache()
 
 
 class _RecentSignIns:
-    """Requests signed in moments ago by this process: (user, password) ->
-    (when, role), trusted for AUTH_RECHECK_SECONDS without the database.
+    """Requests signed in moments ago by this process: (client address,
+    user, password) -> (when, role), trusted for AUTH_RECHECK_SECONDS
+    without the database.
 
     Looking the user up and counting failed sign-ins cost two queries, more
     than the prediction itself. Within the recheck interval nothing about
     this user can have changed in this process without forget() being
     called (a failed sign-in anywhere in the process, or any change to a
     user row); another process's change is seen at the next recheck.
+    The client address is part of the key: a client locked out for its
+    failures must not be let in on another client's recent sign-in.
     """
 
     def __init__(self, size=4096):
         self._entries = {}
         self._size = size
+        # Bumped by forget(): a sign-in checked against the database before
+        # a forget() must not be remembered after it.
+        self.generation = 0
 
     @staticmethod
     def key(username, password):
         secret = str(current_app.config["SECRET_KEY"]).encode()
-        message = json.dumps([username, password]).encode()
+        message = json.dumps([request.remote_addr, username, password]).encode()
         return hmac.new(secret, message, hashlib.sha256).digest()
 
     def role(self, key):
@@ -93,15 +100,18 @@ class _RecentSignIns:
             return None
         return role
 
-    def add(self, key, role):
-        if current_app.config["AUTH_RECHECK_SECONDS"] <= 0:
+    def add(self, key, role, checked_at, generation):
+        """Remember a sign-in whose database checks started at checked_at
+        (time.monotonic()) in the given generation."""
+        if current_app.config["AUTH_RECHECK_SECONDS"] <= 0 or generation != self.generation:
             return
         if len(self._entries) >= self._size:
-            self._entries.clear()
-        self._entries[key] = (time.monotonic(), role)
+            self._entries = {}
+        self._entries[key] = (checked_at, role)
 
     def forget(self):
         # Replaced, not cleared: a concurrent reader keeps a consistent dict.
+        self.generation += 1
         self._entries = {}
 
 
@@ -110,12 +120,23 @@ recent = _RecentSignIns()
 
 def _user_changed(mapper, connection, target):
     recent.forget()
+    # Again at the commit: a request that read the old row between this
+    # flush and the commit must not keep it.
+    session = object_session(target)
+    if session is not None:
+        session.info["users_changed"] = True
+
+
+def _committed(session):
+    if session.info.pop("users_changed", False):
+        recent.forget()
 
 
 # A user created, re-roled, disabled, re-passworded or deleted by this
 # process (page, API or CLI) counts from the next request on.
 for _event in ("after_insert", "after_update", "after_delete"):
     event.listen(User, _event, _user_changed)
+event.listen(Session, "after_commit", _committed)
 
 
 def _same(given, expected):
@@ -188,6 +209,7 @@ class BasicAuth(_BasicAuth):
                 return None
         else:
             key = None
+        checked_at, generation = time.monotonic(), recent.generation
         wait = throttle.retry_after(given.username)
         if wait > 0:
             seconds = max(1, int(wait + 0.999))
@@ -198,7 +220,7 @@ class BasicAuth(_BasicAuth):
             return response
         if self.authenticate():
             if key is not None:
-                recent.add(key, g.role)
+                recent.add(key, g.role, checked_at, generation)
             return None
         recent.forget()
         throttle.record_failure(given.username)

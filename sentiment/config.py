@@ -94,3 +94,12 @@ def database_url(url, instance_path):
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return url
+
+
+def check(config):
+    """Refuse settings that would quietly do something else than they say."""
+    recheck = config["AUTH_RECHECK_SECONDS"]
+    if isinstance(recheck, bool) or not isinstance(recheck, (int, float)) or not 0 <= recheck <= 60:
+        # NaN compares false with everything: it would trust a sign-in forever.
+        raise SystemExit(f"AUTH_RECHECK_SECONDS={recheck!r} must be a number of seconds "
+                         "from 0 to 60")

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from app import create_app
 from conftest import AUTH, PASSWORD, USERNAME, add_user, basic
 from sentiment.db import LoginFailure, User, db
 
@@ -247,3 +248,31 @@ def test_a_failure_in_this_process_counts_at_once(make_app):
     assert client.post("/predict", json={"text": "hola"}, headers=AUTH).status_code == 200
     assert [fail(client).status_code for _ in range(2)] == [401, 401]
     assert client.post("/predict", json={"text": "hola"}, headers=AUTH).status_code == 429
+
+
+def test_a_locked_out_client_is_not_let_in_on_another_clients_recent_sign_in(make_app):
+    """The client address is part of what a worker remembers: a password
+    sprayer locked out by address must not learn a right guess from 200."""
+    app = make_app(AUTH_RECHECK_SECONDS=60, LOGIN_MAX_FAILURES_PER_CLIENT=3,
+                   LOGIN_FAILURE_WINDOW=60)
+    add_user(app, "ana", "ana-password-1")
+    ana = basic("ana", "ana-password-1")
+    client = app.test_client()
+    sprayer = {"REMOTE_ADDR": "10.0.0.66"}
+    for name in ("x1", "x2", "x3"):
+        assert client.post("/predict", json={"text": "hola"}, headers=basic(name, "guess"),
+                           environ_base=sprayer).status_code == 401
+    # Ana signs in from her own address, and is remembered there...
+    assert client.post("/predict", json={"text": "hola"}, headers=ana).status_code == 200
+    # ...but the right password from the locked address is still refused.
+    assert client.post("/predict", json={"text": "hola"}, headers=ana,
+                       environ_base=sprayer).status_code == 429
+    assert client.post("/predict", json={"text": "hola"}, headers=ana).status_code == 200
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1, 61])
+def test_a_recheck_interval_that_would_never_expire_is_refused(tmp_path, value):
+    with pytest.raises(SystemExit, match="AUTH_RECHECK_SECONDS"):
+        create_app({"AUTH_RECHECK_SECONDS": value, "SECRET_KEY": "test",
+                    "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite'}"},
+                   instance_path=str(tmp_path / "instance"))
