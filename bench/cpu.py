@@ -1,0 +1,85 @@
+"""CPU time per request in one process, for comparing commits.
+
+    python -m bench.cpu                   # this checkout
+    python -m bench.cpu --root DIR        # another checkout (a git worktree)
+
+Builds the app of the checkout over a temporary SQLite file and sends
+requests through Flask's test client: one-text predictions, 100-text
+predictions and GET /health, each timed as the best of five rounds, and the
+model's own predict() for one text (median over the corpus sample). No
+server and no load generator, so the numbers hardly depend on what else the
+machine runs; they are what the README's "What each change did" tables use.
+"""
+import argparse
+import base64
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def best_of(function, count, rounds=5):
+    """The fastest round's mean ms per call."""
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for i in range(count):
+            function(i)
+        best = min(best, (time.perf_counter() - start) / count * 1000)
+    return best
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", default=ROOT, help="the checkout to measure")
+    args = parser.parse_args(argv)
+    root = os.path.abspath(args.root)
+    sys.path.insert(0, root)
+    from app import create_app  # the checkout's own
+
+    from bench.load import sample_texts
+
+    tmp = tempfile.mkdtemp(prefix="bench-cpu-")
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/cpu.sqlite",
+                      "BASIC_AUTH_USERNAME": "bench", "BASIC_AUTH_PASSWORD": "bench",
+                      "SECRET_KEY": "bench", "MODEL_PATH": os.path.join(root, "model.pkl")},
+                     instance_path=tmp)
+    logging.getLogger("sentiment").setLevel(logging.WARNING)
+    client = app.test_client()
+    headers = {"Authorization": "Basic " + base64.b64encode(b"bench:bench").decode()}
+    texts = sample_texts()
+    batches = [{"texts": (texts * 2)[i:i + 100]} for i in range(0, 400, 50)]
+
+    def one(i):
+        assert client.post("/predict", json={"text": texts[i % len(texts)]},
+                           headers=headers).status_code == 200
+
+    def batch(i):
+        assert client.post("/predict", json=batches[i % len(batches)],
+                           headers=headers).status_code == 200
+
+    for i in range(300):  # warm up: imports, caches, first queries
+        one(i)
+    numbers = {
+        "one_text_request_ms": best_of(one, 1500),
+        "batch100_request_ms": best_of(batch, 60),
+        "health_request_ms": best_of(lambda i: client.get("/health"), 1500),
+    }
+    model = app.extensions["sentiment_model"].get()
+    times = []
+    for _ in range(5):
+        for text in texts:
+            start = time.perf_counter()
+            model.predict([text])
+            times.append(time.perf_counter() - start)
+    numbers["model_one_text_median_ms"] = statistics.median(times) * 1000
+    print(json.dumps({key: round(value, 4) for key, value in numbers.items()}))
+
+
+if __name__ == "__main__":
+    main()
