@@ -15,7 +15,6 @@ import base64
 import json
 import logging
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ def main(argv=None):
     sys.path.insert(0, root)
     from app import create_app  # the checkout's own
 
-    from bench.load import sample_texts
+    from bench.load import median_predict_ms, sample_texts
 
     tmp = tempfile.mkdtemp(prefix="bench-cpu-")
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/cpu.sqlite",
@@ -70,14 +69,8 @@ def main(argv=None):
         "batch100_request_ms": best_of(batch, 60),
         "health_request_ms": best_of(lambda i: client.get("/health"), 1500),
     }
-    model = app.extensions["sentiment_model"].get()
-    times = []
-    for _ in range(5):
-        for text in texts:
-            start = time.perf_counter()
-            model.predict([text])
-            times.append(time.perf_counter() - start)
-    numbers["model_one_text_median_ms"] = statistics.median(times) * 1000
+    numbers["model_one_text_median_ms"] = median_predict_ms(
+        app.extensions["sentiment_model"].get(), texts, rounds=5)
     print(json.dumps({key: round(value, 4) for key, value in numbers.items()}))
 
 

@@ -82,6 +82,17 @@ SAME_REQUESTS = "POST /predict, 1 text's requests"
 
 # --- the model alone ----------------------------------------------------------
 
+def median_predict_ms(model, texts, rounds):
+    """Median ms of model.predict for one text, each text `rounds` times."""
+    times = []
+    for _ in range(rounds):
+        for text in texts:
+            start = time.perf_counter()
+            model.predict([text])
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
 def model_numbers(model_path, texts):
     """Median ms for one text, texts/s in batches of 100; fast and sklearn."""
     from sentiment.model import SentimentModel
@@ -115,13 +126,7 @@ def model_numbers(model_path, texts):
             "batch100_texts_per_s": rounds * len(batches) * 100 / elapsed,
         }
     # The whole predict (probabilities, labels, score) for one text.
-    times = []
-    for _ in range(3):
-        for text in texts:
-            start = time.perf_counter()
-            model.predict([text])
-            times.append(time.perf_counter() - start)
-    numbers["predict()"] = {"one_text_median_ms": statistics.median(times) * 1000}
+    numbers["predict()"] = {"one_text_median_ms": median_predict_ms(model, texts, rounds=3)}
     return numbers
 
 
