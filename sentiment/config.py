@@ -96,8 +96,15 @@ def database_url(url, instance_path):
     return url
 
 
+SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
 def check(config):
     """Refuse settings that would quietly do something else than they say."""
+    level = str(config.get("SQLITE_SYNCHRONOUS") or "").upper()
+    if level and level not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise SystemExit(f"SQLITE_SYNCHRONOUS={level!r} is not one of "
+                         f"{', '.join(SQLITE_SYNCHRONOUS_LEVELS)}")
     recheck = config["AUTH_RECHECK_SECONDS"]
     if isinstance(recheck, bool) or not isinstance(recheck, (int, float)) or not 0 <= recheck <= 60:
         # NaN compares false with everything: it would trust a sign-in forever.

@@ -6,7 +6,6 @@ import pickle
 import threading
 import math
 import time
-from collections import Counter
 from itertools import chain
 
 import numpy as np
@@ -95,6 +94,18 @@ _WORD_CACHE_SIZE = 50_000
 _PADDED_SUMS_LIMIT = 1_000_000
 
 
+def _weigh(data, columns, binary, sublinear, idf):
+    """Counts to tf-idf weights in place: binary or sublinear tf, then idf
+    (None: no idf) of the given columns."""
+    if binary:
+        data.fill(1)
+    if sublinear:
+        np.log(data, data)
+        data += 1.0
+    if idf is not None:
+        data *= idf[columns]
+
+
 class UnsupportedPipeline(Exception):
     """The pipeline has a step or setting the fast path does not reproduce."""
 
@@ -152,7 +163,7 @@ class _Tfidf:
         cache = self._word_columns
         columns = []
         if normalized is not None and self.from_normalized is not None:
-            words = normalized.split()
+            words = self.from_normalized(normalized)
         else:
             words = self._preprocess(self._decode(text)).split()
         for word in words:
@@ -166,16 +177,6 @@ class _Tfidf:
             columns.extend(found)
         return columns
 
-    def _weigh(self, data, columns):
-        """Counts to tf-idf weights in place: binary or sublinear tf, then idf."""
-        if self.binary:
-            data.fill(1)
-        if self.sublinear:
-            np.log(data, data)
-            data += 1.0
-        if self.idf is not None:
-            data *= self.idf[columns]
-
     def transform_one(self, text, normalized=None):
         """(sorted column indices, tf-idf values) of one text, or None:
         transform() with fewer numpy calls, for the one-text requests."""
@@ -186,7 +187,7 @@ class _Tfidf:
         # Python list converts the list again at every use.
         columns, counts = np.unique(np.array(found, dtype=np.intp), return_counts=True)
         data = counts.astype(self.dtype)
-        self._weigh(data, columns)
+        _weigh(data, columns, self.binary, self.sublinear, self.idf)
         if self.norm is not None:
             parts = np.abs(data) if self.norm == "l1" else data * data
             total = float(np.cumsum(parts, dtype=np.float64)[-1])  # in column order
@@ -198,13 +199,11 @@ class _Tfidf:
                 data = (data.astype(np.float64) / total).astype(self.dtype)
         return columns, data
 
-    def transform(self, texts, normalized=None):
+    def transform(self, texts, normalized):
         """The tf-idf matrix of the texts as (rows, columns, values), sorted
-        by row then column like sklearn's CSR matrix."""
-        if normalized is None:
-            features = [self.indices(text) for text in texts]
-        else:
-            features = list(map(self.indices, texts, normalized))
+        by row then column like sklearn's CSR matrix; `normalized` holds
+        normalize(text) or None for each text."""
+        features = list(map(self.indices, texts, normalized))
         lengths = np.fromiter(map(len, features), dtype=np.intp, count=len(features))
         found = np.fromiter(chain.from_iterable(features), dtype=np.int64,
                             count=int(lengths.sum()))
@@ -219,7 +218,7 @@ class _Tfidf:
         keys = keys[starts]
         rows, columns = np.divmod(keys, self.width)
         data = np.diff(np.append(starts, len(found))).astype(self.dtype)
-        self._weigh(data, columns)
+        _weigh(data, columns, self.binary, self.sublinear, self.idf)
         if self.norm is not None and data.size:
             # As sklearn's inplace_csr_row_normalize_l1/l2: squares (or
             # absolute values) in the data's dtype, added up in float64 in
@@ -286,9 +285,10 @@ class FastPath:
             idf = np.concatenate([v.idf for v in self.vectorizers])
         return {"idf": idf, "starts": np.array(self.offsets[1:], dtype=np.intp)}
 
-    def decision_function(self, texts, normalized=None):
+    def decision_function(self, texts, normalized):
         """coef_ . features + intercept, each row summed in column order in
-        the same dtype as scipy's sparse-times-dense product (csr_matvecs)."""
+        the same dtype as scipy's sparse-times-dense product (csr_matvecs);
+        `normalized` as for _Tfidf.transform."""
         parts = [v.transform(texts, normalized) for v in self.vectorizers]
         rows = np.concatenate([p[0] for p in parts])
         columns = np.concatenate([p[1] + offset for p, offset in zip(parts, self.offsets)])
@@ -330,11 +330,16 @@ class FastPath:
                 columns.append(found[0] + offset if offset else found[0])
                 values.append(found[1])
         if not columns:
-            return np.zeros(self.coef_t.shape[1], dtype=self.dtype) + self.intercept
+            return self._sum_products(None, None)
         if len(columns) == 1:
-            columns, values = columns[0], values[0]
-        else:
-            columns, values = np.concatenate(columns), np.concatenate(values)
+            return self._sum_products(columns[0], values[0])
+        return self._sum_products(np.concatenate(columns), np.concatenate(values))
+
+    def _sum_products(self, columns, values):
+        """coef_ . one text's features + intercept: the products added one
+        at a time in column order, as scipy adds them. None: no feature."""
+        if columns is None:
+            return np.zeros(self.coef_t.shape[1], dtype=self.dtype) + self.intercept
         products = self.coef_t[columns] * values.astype(self.dtype, copy=False)[:, None]
         return np.cumsum(products, axis=0)[-1] + self.intercept
 
@@ -347,14 +352,10 @@ class FastPath:
             block += offset
         columns, counts = np.unique(np.concatenate(found), return_counts=True)
         if not columns.size:
-            return np.zeros(self.coef_t.shape[1], dtype=self.dtype) + self.intercept
+            return self._sum_products(None, None)
         first = self.vectorizers[0]
         data = counts.astype(first.dtype)
-        if first.sublinear:
-            np.log(data, data)
-            data += 1.0
-        if self.joint["idf"] is not None:
-            data *= self.joint["idf"][columns]
+        _weigh(data, columns, first.binary, first.sublinear, self.joint["idf"])
         squares = data * data
         scaled = data.astype(np.float64)
         bounds = [0, *np.searchsorted(columns, self.joint["starts"]).tolist(), len(columns)]
@@ -363,9 +364,7 @@ class FastPath:
                 total = float(np.cumsum(squares[start:end], dtype=np.float64)[-1])
                 if total != 0.0:
                     scaled[start:end] /= math.sqrt(total)
-        values = scaled.astype(first.dtype).astype(self.dtype, copy=False)
-        products = self.coef_t[columns] * values[:, None]
-        return np.cumsum(products, axis=0)[-1] + self.intercept
+        return self._sum_products(columns, scaled.astype(first.dtype))
 
     def predict_proba(self, texts, one_by_one=None, normalized=None):
         """The same matrix as pipeline.predict_proba(texts); `normalized`,

@@ -123,14 +123,14 @@ def predict_and_store(texts):
         # One statement is a transaction by itself: in autocommit it needs
         # no BEGIN and COMMIT round trips, and PostgreSQL still answers only
         # once the row is committed (synchronous_commit).
-        with _autocommit(engine).connect() as connection:
-            ids = [connection.execute(_INSERT_ONE, rows[0]).scalar_one()]
+        transaction = _autocommit(engine).connect()
     else:
-        with engine.begin() as connection:
-            if len(rows) == 1:
-                ids = [connection.execute(_INSERT_ONE, rows[0]).scalar_one()]
-            else:
-                ids = connection.execute(_INSERT_MANY, rows).scalars().all()
+        transaction = engine.begin()
+    with transaction as connection:
+        if len(rows) == 1:
+            ids = [connection.execute(_INSERT_ONE, rows[0]).scalar_one()]
+        else:
+            ids = connection.execute(_INSERT_MANY, rows).scalars().all()
     return [
         StoredPrediction(id, row["text"], row["label"], row["score"], row["p_negative"],
                          row["p_neutral"], row["p_positive"], version)
