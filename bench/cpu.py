@@ -11,9 +11,7 @@ server and no load generator, so the numbers hardly depend on what else the
 machine runs; they are what the README's "What each change did" tables use.
 """
 import argparse
-import base64
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -38,21 +36,15 @@ def main(argv=None):
     parser.add_argument("--root", default=ROOT, help="the checkout to measure")
     args = parser.parse_args(argv)
     root = os.path.abspath(args.root)
+    # This checkout's bench helpers; the measured checkout's app and sentiment.
+    from bench.load import batch_bodies, in_process_app, median_predict_ms, sample_texts
     sys.path.insert(0, root)
-    from app import create_app  # the checkout's own
-
-    from bench.load import median_predict_ms, sample_texts
 
     tmp = tempfile.mkdtemp(prefix="bench-cpu-")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/cpu.sqlite",
-                      "BASIC_AUTH_USERNAME": "bench", "BASIC_AUTH_PASSWORD": "bench",
-                      "SECRET_KEY": "bench", "MODEL_PATH": os.path.join(root, "model.pkl")},
-                     instance_path=tmp)
-    logging.getLogger("sentiment").setLevel(logging.WARNING)
-    client = app.test_client()
-    headers = {"Authorization": "Basic " + base64.b64encode(b"bench:bench").decode()}
+    app, client, headers = in_process_app(f"sqlite:///{tmp}/cpu.sqlite", tmp,
+                                          MODEL_PATH=os.path.join(root, "model.pkl"))
     texts = sample_texts()
-    batches = [{"texts": (texts * 2)[i:i + 100]} for i in range(0, 400, 50)]
+    batches = batch_bodies(texts)
 
     def one(i):
         assert client.post("/predict", json={"text": texts[i % len(texts)]},

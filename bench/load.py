@@ -35,6 +35,7 @@ import base64
 import csv
 import glob
 import json
+import logging
 import os
 import platform
 import secrets
@@ -74,6 +75,25 @@ def sample_texts(limit=400):
         with open(path, encoding="utf-8") as fh:
             texts += [row["text"] for _, row in zip(range(limit // 6), csv.DictReader(fh))]
     return texts[:limit]
+
+
+def batch_bodies(texts):
+    """Eight 100-text request bodies, overlapping, from the sample."""
+    return [{"texts": (texts * 2)[i:i + 100]} for i in range(0, 400, 50)]
+
+
+def in_process_app(database_url, instance_path, **config):
+    """(app, test client, Authorization header) of the service in this
+    process, signed in as a bench administrator; `app` is imported here, so
+    a caller that put another checkout first on sys.path gets that one."""
+    from app import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "BASIC_AUTH_USERNAME": "bench",
+                      "BASIC_AUTH_PASSWORD": "bench", "SECRET_KEY": "bench", **config},
+                     instance_path=instance_path)
+    logging.getLogger("sentiment").setLevel(logging.WARNING)
+    headers = {"Authorization": "Basic " + base64.b64encode(b"bench:bench").decode()}
+    return app, app.test_client(), headers
 
 
 # The ceiling apps' second scenario: the requests of "predict, 1 text".
@@ -367,7 +387,6 @@ def main(argv=None):
     workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", os.cpu_count()))
 
     one_bodies = [{"text": t} for t in texts[:200]]
-    batch_bodies = [{"texts": (texts * 2)[i:i + 100]} for i in range(0, 400, 50)][:8]
 
     tmp = tempfile.mkdtemp(prefix="bench-load-")
     scripts = {}
@@ -382,7 +401,7 @@ def main(argv=None):
     script("hello", "GET", "/", None)
     script("auth", "GET", "/", auth)
     script("predict1", "POST", "/predict", auth, bodies=one_bodies)
-    script("batch100", "POST", "/predict", auth, bodies=batch_bodies)
+    script("batch100", "POST", "/predict", auth, bodies=batch_bodies(texts))
 
     targets = [("hello-world", "bench.apps:hello", {}, None),
                ("Basic auth only", "bench.apps:auth_only", {}, None)]

@@ -14,7 +14,6 @@ building the JSON answer, and the rest (Flask and Werkzeug themselves).
 pyinstrument comes from requirements-load.txt.
 """
 import argparse
-import base64
 import os
 import sys
 import tempfile
@@ -90,12 +89,9 @@ def main(argv=None):
         raise SystemExit("pyinstrument is missing: pip install -r requirements-load.txt")
 
     sys.path.insert(0, ROOT)
-    import logging
-
     import sqlalchemy
 
-    from app import create_app
-    from bench.load import sample_texts
+    from bench.load import batch_bodies, in_process_app, sample_texts
     from sentiment.config import database_url
 
     tmp = tempfile.mkdtemp(prefix="bench-profile-")
@@ -108,15 +104,10 @@ def main(argv=None):
             conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
         url = f"{args.database}{'&' if '?' in args.database else '?'}options=-csearch_path%3D{schema}"
     try:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "BASIC_AUTH_USERNAME": "bench",
-                          "BASIC_AUTH_PASSWORD": "bench", "SECRET_KEY": "bench"},
-                         instance_path=tmp)
-        logging.getLogger("sentiment").setLevel(logging.WARNING)
-        client = app.test_client()
-        headers = {"Authorization": "Basic " + base64.b64encode(b"bench:bench").decode()}
+        _, client, headers = in_process_app(url, tmp)
         texts = sample_texts()
         if args.batch:
-            bodies = [{"texts": (texts * 2)[i:i + 100]} for i in range(0, 400, 50)]
+            bodies = batch_bodies(texts)
         else:
             bodies = [{"text": text} for text in texts]
         for body in bodies[:20]:  # warm up: first queries, caches
