@@ -135,6 +135,40 @@ def test_concurrent_clients_lose_and_duplicate_nothing(server, database_url):
     assert sum(len(labels) for labels in feedback.values()) == CLIENTS * PER_CLIENT
 
 
+def test_batches_stored_at_once_by_several_workers_answer_their_own_ids(server, database_url):
+    """Every id in a batch's answer is the stored row of that very text,
+    while other workers store batches and single texts at the same time."""
+    users = make_users(server.base)
+    answered, errors = [], []
+
+    def batches(name, auth):
+        for b in range(6):
+            texts = [f"{name} lote {b} texto {i}: {'genial' if i % 2 else 'un desastre'}"
+                     for i in range(60)]
+            status, body = call(server.base, "/predict", {"texts": texts}, auth=auth)
+            if status != 200 or [p["text"] for p in body["predictions"]] != texts:
+                errors.append((status, body))
+                continue
+            answered.extend((p["id"], p["text"], name) for p in body["predictions"])
+            status, body = call(server.base, "/predict", {"text": f"{name} suelto {b}"}, auth=auth)
+            if status != 200:
+                errors.append((status, body))
+                continue
+            answered.append((body["id"], f"{name} suelto {b}", name))
+
+    threads = [threading.Thread(target=batches, args=user) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert errors == []
+    assert len(answered) == CLIENTS * 6 * 61
+    predictions, _ = stored(database_url)
+    assert len(predictions) == len(answered)
+    for pid, text, name in answered:
+        assert predictions[pid] == (text, name)
+
+
 def test_sigkill_mid_load_loses_no_acknowledged_write(server_env, database_url, tmp_path):
     gunicorn = Gunicorn(server_env, tmp_path / "gunicorn.log", workers=3).start()
     try:
