@@ -94,19 +94,27 @@ def strip_accents(text):
 def normalize(text):
     """Lower-case, de-accented text with URLs, mentions, emoticons and emoji
     replaced by placeholder words and elongations shortened."""
-    text = _URL.sub(" url ", text)
-    text = _MENTION.sub(" @user ", text)
+    # Each search only where what it looks for can be: most texts have no
+    # URL, mention or emoticon, and a substring test costs far less.
+    if "http" in text or "www." in text:
+        text = _URL.sub(" url ", text)
+    if "@" in text:
+        text = _MENTION.sub(" @user ", text)
     for pattern, word, needs in _EMOTICONS:
         if any(c in text for c in needs):
             text = pattern.sub(word, text)
     text = text.translate(_EMOJI_WORDS).lower().replace("’", "'")
     text = strip_accents(text)
     text = _ELONGATED.sub(r"\1\1", text)
-    return _SPACES.sub(" ", text).strip()
+    # The same as _SPACES.sub(" ", text).strip(): \s and str.split() know
+    # the same whitespace characters.
+    return " ".join(text.split())
 
 
 def tokens(text):
     """Word and punctuation tokens of already normalised text, with "n't" folded in."""
+    if "'" not in text:
+        return _TOKEN.findall(text)
     return [t.replace("n't", "nt").replace("'", "") for t in _TOKEN.findall(text)]
 
 
@@ -173,17 +181,29 @@ class WordFeatures:
         toks = tokens(text)
         words = mark_negation(toks)
         feats = list(words)
-        feats.extend(a + " " + b for a, b in zip(words, words[1:]))
+        feats.extend(map(" ".join, zip(words, words[1:])))
         feats.extend(contrast_features(toks))
-        lexicon = self.lexicon
-        if lexicon:
-            for word in words:
-                negated = word.startswith("NEG_")
-                valence = lexicon.get(word[4:] if negated else word)
-                if valence is not None:
-                    name = ("LEX_POS" if valence > 0 else "LEX_NEG") + ("2" if abs(valence) >= 2 else "1")
-                    feats.append(name + "_NEGATED" if negated else name)
+        if self.lexicon:
+            feats.extend(filter(None, map(self._lexicon_features().get, words)))
         return feats
+
+    def _lexicon_features(self):
+        """{word or NEG_word: its LEX_ feature}, worked out once from the
+        lexicon (not pickled: the lexicon alone travels in the model)."""
+        features = self.__dict__.get("_features")
+        if features is None:
+            features = {}
+            for word, valence in self.lexicon.items():
+                name = ("LEX_POS" if valence > 0 else "LEX_NEG") + ("2" if abs(valence) >= 2 else "1")
+                features[word] = name
+                features["NEG_" + word] = name + "_NEGATED"
+            self._features = features
+        return features
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_features", None)
+        return state
 
 
 _ES_HINTS = {

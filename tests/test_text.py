@@ -1,4 +1,7 @@
 """Normalisation and features that the model depends on."""
+import pickle
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,6 +37,21 @@ def test_lexicon_hits_flip_under_negation():
     assert "LEX_POS2" in analyze("muy bueno")
     assert "LEX_POS2_NEGATED" in analyze("no es bueno")
     assert "LEX_NEG1_NEGATED" in analyze("nada mal")
+
+
+def test_lexicon_features_in_the_order_of_the_words_and_not_pickled():
+    analyze = WordFeatures({"bueno": 2.0, "mal": -1.5, "ok": 0.0, "nice": 0.9})
+    assert [f for f in analyze("bueno, no mal pero ok nice") if f.startswith("LEX_")] == [
+        "LEX_POS2", "LEX_NEG1_NEGATED", "LEX_NEG1", "LEX_POS1"]
+    # The word table worked out for speed stays out of the model file:
+    # same bytes as an analyzer that never ran.
+    assert pickle.dumps(analyze) == pickle.dumps(
+        WordFeatures({"bueno": 2.0, "mal": -1.5, "ok": 0.0, "nice": 0.9}))
+
+
+@pytest.mark.parametrize("raw", ["a\u00a0\u2003b\x1c c ", "\t\n x  y \r\n", "", "   "])
+def test_normalize_collapses_every_unicode_space(raw):
+    assert normalize(raw) == re.sub(r"\s+", " ", raw).strip()
 
 
 def test_words_after_a_contrast_are_marked():
