@@ -341,27 +341,42 @@ class FastPath:
         if columns is None:
             return np.zeros(self.coef_t.shape[1], dtype=self.dtype) + self.intercept
         products = self.coef_t[columns] * values.astype(self.dtype, copy=False)[:, None]
-        return np.cumsum(products, axis=0)[-1] + self.intercept
+        return np.add.accumulate(products, axis=0)[-1] + self.intercept
 
     def _decision_one_joint(self, text, normalized):
         """decision_one with the vectorizers' columns side by side (each
         block after the previous one's, so sorted columns keep the blocks
         in order); each block still gets its own norm, summed as before."""
-        found = [np.array(v.indices(text, normalized), dtype=np.intp) for v in self.vectorizers]
-        for block, offset in zip(found[1:], self.offsets[1:]):
-            block += offset
-        columns, counts = np.unique(np.concatenate(found), return_counts=True)
-        if not columns.size:
+        blocks = [v.indices(text, normalized) for v in self.vectorizers]
+        sizes = list(map(len, blocks))
+        found = np.fromiter(chain.from_iterable(blocks), dtype=np.intp, count=sum(sizes))
+        if not found.size:
             return self._sum_products(None, None)
+        start = sizes[0]
+        for size, offset in zip(sizes[1:], self.offsets[1:]):
+            found[start:start + size] += offset
+            start += size
+        # np.unique(found, return_counts=True) without its Python layers:
+        # sort, then the first of every run of equal columns.
+        found.sort()
+        first_of_run = np.empty(found.size, dtype=bool)
+        first_of_run[0] = True
+        np.not_equal(found[1:], found[:-1], out=first_of_run[1:])
+        starts = first_of_run.nonzero()[0]
+        columns = found[starts]
+        ends = np.empty_like(starts)
+        ends[:-1] = starts[1:]
+        ends[-1] = found.size
         first = self.vectorizers[0]
-        data = counts.astype(first.dtype)
+        data = (ends - starts).astype(first.dtype)
         _weigh(data, columns, first.binary, first.sublinear, self.joint["idf"])
         squares = data * data
         scaled = data.astype(np.float64)
         bounds = [0, *np.searchsorted(columns, self.joint["starts"]).tolist(), len(columns)]
         for start, end in zip(bounds, bounds[1:]):
             if end > start:
-                total = float(np.cumsum(squares[start:end], dtype=np.float64)[-1])
+                # add.accumulate is cumsum without its wrapper: one at a time.
+                total = float(np.add.accumulate(squares[start:end], dtype=np.float64)[-1])
                 if total != 0.0:
                     scaled[start:end] /= math.sqrt(total)
         return self._sum_products(columns, scaled.astype(first.dtype))
