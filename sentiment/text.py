@@ -18,11 +18,11 @@ _SPACES = re.compile(r"\s+")
 # Each with characters one of which any match contains: most texts have
 # none of them, and the check is much cheaper than the search.
 _EMOTICONS = [
-    (re.compile(r"(?:^|\s)(?::|;|=|x|X)-?(?:\)+|\]|D+|P|p|3)(?=\s|$)"), " emopos ", ":;=xX"),
-    (re.compile(r"(?:^|\s)\(+-?(?::|;|=)(?=\s|$)"), " emopos ", "("),
-    (re.compile(r"(?:^|\s)(?::|;|=)'?-?(?:\(+|\[|/|\\|\|)(?=\s|$)"), " emoneg ", ":;="),
-    (re.compile(r"<3"), " emopos ", "<"),
-    (re.compile(r"\b(?:x|X)[dD]+\b"), " emopos ", "xX"),
+    (re.compile(r"(?:^|\s)(?::|;|=|x|X)-?(?:\)+|\]|D+|P|p|3)(?=\s|$)"), " emopos ", frozenset(":;=xX")),
+    (re.compile(r"(?:^|\s)\(+-?(?::|;|=)(?=\s|$)"), " emopos ", frozenset("(")),
+    (re.compile(r"(?:^|\s)(?::|;|=)'?-?(?:\(+|\[|/|\\|\|)(?=\s|$)"), " emoneg ", frozenset(":;=")),
+    (re.compile(r"<3"), " emopos ", frozenset("<")),
+    (re.compile(r"\b(?:x|X)[dD]+\b"), " emopos ", frozenset("xX")),
 ]
 _POSITIVE_EMOJI = set("😀😃😄😁😆😊🙂😍🥰😘😎🤩🥳👍👏🙌💪🎉❤💕💖💯✨🔥😂🤣😋🤗👌💚💙🙏⭐🌟")
 _NEGATIVE_EMOJI = set("😞😔😟😕🙁☹😣😖😫😩😢😭😤😠😡🤬👎💩🤮🤢😒🙄😑😐💔😓😰😱🤦")
@@ -101,7 +101,7 @@ def normalize(text):
     if "@" in text:
         text = _MENTION.sub(" @user ", text)
     for pattern, word, needs in _EMOTICONS:
-        if any(c in text for c in needs):
+        if not needs.isdisjoint(text):
             text = pattern.sub(word, text)
     text = text.translate(_EMOJI_WORDS).lower().replace("’", "'")
     text = strip_accents(text)
@@ -124,6 +124,9 @@ def mark_negation(toks):
     "no está nada mal" becomes no, NEG_esta, NEG_nada, NEG_mal, so the
     classifier can learn that a negated "mal" is not negative.
     """
+    if _NEGATORS.isdisjoint(toks):
+        # No negation at all (most texts): nothing to mark.
+        return [tok for tok in toks if tok not in _PUNCTUATION]
     words = []
     scope = 0
     for tok in toks:
@@ -148,6 +151,8 @@ def mark_negation(toks):
 
 def contrast_features(toks):
     """AFTER_BUT_-prefixed copies of the words that follow a contrast word."""
+    if _CONTRAST.isdisjoint(toks):
+        return []
     out = []
     after = False
     for tok in toks:
