@@ -391,7 +391,7 @@ class FastPath:
             one_by_one = len(texts) <= 4
         if normalized is None:
             normalized = [None] * len(texts)
-        if len(texts) == 1:
+        if one_by_one and len(texts) == 1:
             scores = self.decision_one(texts[0], normalized[0]).reshape(1, -1)
         elif one_by_one:
             scores = np.stack(list(map(self.decision_one, texts, normalized)))

@@ -194,14 +194,18 @@ class WordFeatures:
 
     def _lexicon_features(self):
         """{word or NEG_word: its LEX_ feature}, worked out once from the
-        lexicon (not pickled: the lexicon alone travels in the model)."""
+        lexicon (not pickled: the lexicon alone travels in the model, and
+        is not changed after the analyzer is made)."""
         features = self.__dict__.get("_features")
         if features is None:
             features = {}
             for word, valence in self.lexicon.items():
                 name = ("LEX_POS" if valence > 0 else "LEX_NEG") + ("2" if abs(valence) >= 2 else "1")
-                features[word] = name
                 features["NEG_" + word] = name + "_NEGATED"
+                if not word.startswith("NEG_"):
+                    # A word itself never starts so (tokens are lower case);
+                    # such a key only ever matched as a negated word.
+                    features.setdefault(word, name)
             self._features = features
         return features
 

@@ -43,6 +43,9 @@ def test_lexicon_features_in_the_order_of_the_words_and_not_pickled():
     analyze = WordFeatures({"bueno": 2.0, "mal": -1.5, "ok": 0.0, "nice": 0.9})
     assert [f for f in analyze("bueno, no mal pero ok nice") if f.startswith("LEX_")] == [
         "LEX_POS2", "LEX_NEG1_NEGATED", "LEX_NEG1", "LEX_POS1"]
+    # A lexicon key that looks like a negated word does not hide the word's own entry.
+    assert [f for f in WordFeatures({"bad": -1.0, "NEG_bad": 1.0})("not bad")
+            if f.startswith("LEX_")] == ["LEX_NEG1_NEGATED"]
     # The word table worked out for speed stays out of the model file:
     # same bytes as an analyzer that never ran.
     assert pickle.dumps(analyze) == pickle.dumps(
