@@ -31,7 +31,9 @@ PARTS = [
     ("request body and checks", "check_texts", "sentiment/service.py"),
     ("model", "current_model", "sentiment/service.py"),
     ("model", "predict", "sentiment/model.py"),
-    # Predictions are stored through an engine transaction (Core), not the session.
+    # Predictions are stored by _Inserts.store (the driver's own INSERT through
+    # an engine Connection), not the session.
+    ("database", "store", "sentiment/service.py"),
     ("database", "begin", "sqlalchemy/engine/base.py"),
     ("database", "connect", "sqlalchemy/engine/base.py"),
     ("database", "execute", "sqlalchemy/engine/base.py"),
