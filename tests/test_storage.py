@@ -25,6 +25,24 @@ def test_batch_answer_is_what_was_stored(client):
         assert {k: row[k] for k in prediction} == prediction
 
 
+def test_a_batch_is_stored_in_one_insert_statement(app, client):
+    """A 100-text batch is one INSERT sent to the database (an executemany on
+    SQLite, one array INSERT on PostgreSQL), not one statement per text."""
+    inserts = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO PREDICTION"):
+            inserts.append(len(parameters) if executemany else 1)
+
+    with app.app_context():
+        sqlalchemy.event.listen(db.engine, "before_cursor_execute", record)
+    texts = [f"opinión número {i}: {'genial' if i % 2 else 'malísimo'}" for i in range(100)]
+    response = client.post("/predict", json={"texts": texts}, headers=AUTH)
+    assert response.status_code == 200
+    assert len(inserts) == 1
+    assert len(response.get_json()["predictions"]) == 100
+
+
 def test_single_answer_is_what_was_stored(client):
     body = client.post("/predict", json={"text": "No está nada mal, lo recomiendo"},
                        headers=AUTH).get_json()
