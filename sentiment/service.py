@@ -4,7 +4,7 @@ import re
 
 from flask import current_app, g
 from sqlalchemy import bindparam, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import LABELS
 from .db import Feedback, Prediction, db, utcnow
@@ -141,6 +141,7 @@ class _Inserts:
                            f"FROM unnest({arrays}) WITH ORDINALITY AS given({names}, position) "
                            f"ORDER BY position RETURNING {quote(_PREDICTION.c.id.name)}")
         self.engine = engine
+        self.driver_error = dialect.loaded_dbapi.Error
         self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def parameters(self, values):
@@ -157,6 +158,8 @@ class _Inserts:
         if len(rows) == 1 and self.autocommit:
             with self.autocommit_engine.connect() as connection:
                 return [connection.exec_driver_sql(self.sql, self.parameters(rows[0])).scalar_one()]
+        if len(rows) == 1 and self.sqlite:
+            return [self._store_one_in_sqlite(rows[0])]
         with self.engine.begin() as connection:
             if self.unnest is not None:
                 # The rows are inserted in the order of their position, and
@@ -168,8 +171,6 @@ class _Inserts:
                 # Another database: SQLAlchemy's many-row RETURNING, in order.
                 return connection.execute(
                     self.many, [dict(zip(_COLUMNS, row)) for row in rows]).scalars().all()
-            if len(rows) == 1:
-                return [connection.exec_driver_sql(self.sql, self.parameters(rows[0])).lastrowid]
             connection.exec_driver_sql(self.sql, [self.parameters(row) for row in rows])
             # The transaction holds SQLite's only write lock from the first
             # row to the commit, and a new row's id is the largest id + 1
@@ -177,6 +178,31 @@ class _Inserts:
             # random): the rows got the ids up to the last one, in order.
             last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
             return list(range(last - len(rows) + 1, last + 1))
+
+
+    def _store_one_in_sqlite(self, row):
+        """One row into SQLite on the pooled sqlite3 connection itself: a
+        SQLAlchemy Connection around it cost as much again as the INSERT
+        and its commit (one-text predictions: +9 % under load). Its errors
+        become SQLAlchemy's, so they answer 503 like any other; SQLite has
+        no network connection to lose, so nothing else needs handling. Not
+        seen by SQLAlchemy's statement events or echo."""
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            parameters = self.parameters(row)
+            try:
+                cursor.execute(self.sql, parameters)
+                new_id = cursor.lastrowid
+                raw.commit()
+            except self.driver_error as exc:
+                raise DBAPIError.instance(self.sql, parameters, exc, self.driver_error) from exc
+            finally:
+                cursor.close()
+        finally:
+            # Back to the pool, which rolls back anything left uncommitted.
+            raw.close()
+        return new_id
 
 
 @functools.lru_cache(maxsize=8)

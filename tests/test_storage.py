@@ -50,6 +50,29 @@ def test_single_answer_is_what_was_stored(client):
     assert {k: row[k] for k in body} == body
 
 
+def test_a_database_error_is_a_503_that_stores_nothing_and_the_next_request_works(app, client):
+    """The INSERT failing (here: its table is gone) answers 503 JSON, for one
+    text and for a batch, and leaves no connection in a broken state."""
+    assert client.post("/predict", json={"text": "antes"}, headers=AUTH).status_code == 200
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as conn:
+            conn.execute(sqlalchemy.text("DROP TABLE feedback"))
+            conn.execute(sqlalchemy.text("DROP TABLE prediction"))
+    for body in ({"text": "me encanta"}, {"texts": ["uno", "dos", "tres"]}):
+        for _ in range(3):  # every pooled connection, not only the first
+            response = client.post("/predict", json=body, headers=AUTH)
+            assert response.status_code == 503
+            assert "nothing was stored" in response.get_json()["error"]
+    with app.app_context():
+        db.create_all()
+    for body in ({"text": "me encanta"}, {"texts": ["uno", "dos"]}):
+        assert client.post("/predict", json=body, headers=AUTH).status_code == 200
+    listed = client.get("/predictions", headers=AUTH).get_json()
+    assert [item["text"] for item in listed["items"]] == ["dos", "uno", "me encanta"]
+    assert listed["total"] == 3
+
+
 def pragma(app, name):
     with app.app_context():
         return db.session.execute(sqlalchemy.text(f"PRAGMA {name}")).scalar_one()
