@@ -73,6 +73,54 @@ def test_a_database_error_is_a_503_that_stores_nothing_and_the_next_request_work
     assert listed["total"] == 3
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_database_that_cannot_be_opened_is_a_503(make_app, tmp_path):
+    """A new connection failing (the database's folder gone) answers 503 for
+    one text and for a batch, and the service works again once it is back."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    app = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{folder / 'db.sqlite'}",
+                   AUTH_RECHECK_SECONDS=60)
+    client = app.test_client()
+    assert client.post("/predict", json={"text": "antes"}, headers=AUTH).status_code == 200
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()  # the next request opens a new connection
+    folder.rename(tmp_path / "elsewhere")
+    for body in ({"text": "me encanta"}, {"texts": ["uno", "dos"]}):
+        response = client.post("/predict", json=body, headers=AUTH)
+        assert response.status_code == 503
+        assert "nothing was stored" in response.get_json()["error"]
+    (tmp_path / "elsewhere").rename(folder)
+    assert client.post("/predict", json={"text": "después"}, headers=AUTH).status_code == 200
+    listed = client.get("/predictions", headers=AUTH).get_json()
+    assert [item["text"] for item in listed["items"]] == ["después", "antes"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_database_locked_past_the_busy_timeout_is_a_503_and_then_works(make_app, database_url):
+    """Another program holding SQLite's write lock past the busy timeout
+    (10 s): the prediction answers 503, and once the lock is gone the same
+    pooled connection stores the next one (no transaction left open)."""
+    import sqlite3
+
+    app = make_app(AUTH_RECHECK_SECONDS=60)
+    client = app.test_client()
+    assert client.post("/predict", json={"text": "antes"}, headers=AUTH).status_code == 200
+    other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        response = client.post("/predict", json={"text": "durante"}, headers=AUTH)
+        assert response.status_code == 503
+        assert "nothing was stored" in response.get_json()["error"]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert client.post("/predict", json={"text": "después"}, headers=AUTH).status_code == 200
+    listed = client.get("/predictions", headers=AUTH).get_json()
+    assert [item["text"] for item in listed["items"]] == ["después", "antes"]
+
+
 def pragma(app, name):
     with app.app_context():
         return db.session.execute(sqlalchemy.text(f"PRAGMA {name}")).scalar_one()
