@@ -106,6 +106,22 @@ def _weigh(data, columns, binary, sublinear, idf):
         data *= idf[columns]
 
 
+def _counted(values):
+    """(the distinct values, sorted, and how often each occurs) of a
+    non-empty integer array, which is sorted in place: np.unique(values,
+    return_counts=True) without its Python layers (the first of every run
+    of equal neighbours starts a new value)."""
+    values.sort()
+    first_of_run = np.empty(values.size, dtype=bool)
+    first_of_run[0] = True
+    np.not_equal(values[1:], values[:-1], out=first_of_run[1:])
+    starts = first_of_run.nonzero()[0]
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = values.size
+    return values[starts], ends - starts
+
+
 class UnsupportedPipeline(Exception):
     """The pipeline has a step or setting the fast path does not reproduce."""
 
@@ -185,7 +201,7 @@ class _Tfidf:
             return None
         # One conversion to an array, then only numpy: indexing numpy with a
         # Python list converts the list again at every use.
-        columns, counts = np.unique(np.array(found, dtype=np.intp), return_counts=True)
+        columns, counts = _counted(np.array(found, dtype=np.intp))
         data = counts.astype(self.dtype)
         _weigh(data, columns, self.binary, self.sublinear, self.idf)
         if self.norm is not None:
@@ -212,12 +228,9 @@ class _Tfidf:
             return rows, found, np.zeros(0, dtype=self.dtype)
         # One sort of row * width + column orders every row's columns; equal
         # neighbours are the same feature counted again.
-        keys = rows * self.width + found
-        keys.sort()
-        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        keys = keys[starts]
+        keys, counts = _counted(rows * self.width + found)
         rows, columns = np.divmod(keys, self.width)
-        data = np.diff(np.append(starts, len(found))).astype(self.dtype)
+        data = counts.astype(self.dtype)
         _weigh(data, columns, self.binary, self.sublinear, self.idf)
         if self.norm is not None and data.size:
             # As sklearn's inplace_csr_row_normalize_l1/l2: squares (or
@@ -356,19 +369,9 @@ class FastPath:
         for size, offset in zip(sizes[1:], self.offsets[1:]):
             found[start:start + size] += offset
             start += size
-        # np.unique(found, return_counts=True) without its Python layers:
-        # sort, then the first of every run of equal columns.
-        found.sort()
-        first_of_run = np.empty(found.size, dtype=bool)
-        first_of_run[0] = True
-        np.not_equal(found[1:], found[:-1], out=first_of_run[1:])
-        starts = first_of_run.nonzero()[0]
-        columns = found[starts]
-        ends = np.empty_like(starts)
-        ends[:-1] = starts[1:]
-        ends[-1] = found.size
+        columns, counts = _counted(found)
         first = self.vectorizers[0]
-        data = (ends - starts).astype(first.dtype)
+        data = counts.astype(first.dtype)
         _weigh(data, columns, first.binary, first.sublinear, self.joint["idf"])
         squares = data * data
         scaled = data.astype(np.float64)

@@ -181,7 +181,6 @@ class _Inserts:
             last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
             return list(range(last - len(rows) + 1, last + 1))
 
-
     def _store_one_in_sqlite(self, row):
         """One row into SQLite on the pooled sqlite3 connection itself: a
         SQLAlchemy Connection around it cost as much again as the INSERT

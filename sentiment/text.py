@@ -11,7 +11,6 @@ _URL = re.compile(r"(https?://\S+|www\.\S+)")
 _MENTION = re.compile(r"@\w+")
 # Three or more of the same character: "buenísimooo", "sooo good", "!!!!"
 _ELONGATED = re.compile(r"(.)\1{2,}")
-_SPACES = re.compile(r"\s+")
 
 # Emoticons carry a lot of sentiment in short informal texts but are split
 # apart by word tokenisers, so they are turned into words first.
@@ -106,8 +105,8 @@ def normalize(text):
     text = text.translate(_EMOJI_WORDS).lower().replace("’", "'")
     text = strip_accents(text)
     text = _ELONGATED.sub(r"\1\1", text)
-    # The same as _SPACES.sub(" ", text).strip(): \s and str.split() know
-    # the same whitespace characters.
+    # The same as re.sub(r"\s+", " ", text).strip(): \s and str.split()
+    # know the same whitespace characters.
     return " ".join(text.split())
 
 
@@ -205,7 +204,7 @@ class WordFeatures:
                 if not word.startswith("NEG_"):
                     # A word itself never starts so (tokens are lower case);
                     # such a key only ever matched as a negated word.
-                    features.setdefault(word, name)
+                    features[word] = name
             self._features = features
         return features
 
