@@ -65,8 +65,8 @@ verified = _VerifiedCache()
 
 class _RecentSignIns:
     """Requests signed in moments ago by this process: (client address,
-    user, password) -> (when, role), trusted for AUTH_RECHECK_SECONDS
-    without the database.
+    Authorization header) -> (when, user, role), trusted for
+    AUTH_RECHECK_SECONDS without the database.
 
     Looking the user up and counting failed sign-ins cost two queries, more
     than the prediction itself. Within the recheck interval nothing about
@@ -75,6 +75,9 @@ class _RecentSignIns:
     user row); another process's change is seen at the next recheck.
     The client address is part of the key: a client locked out for its
     failures must not be let in on another client's recent sign-in.
+    The key is the header as sent, so a repeated request is recognised
+    before Werkzeug parses it; a keyed hash keeps passwords out of the
+    table's keys.
     """
 
     def __init__(self, size=4096):
@@ -85,29 +88,31 @@ class _RecentSignIns:
         self.generation = 0
 
     @staticmethod
-    def key(username, password):
-        secret = str(current_app.config["SECRET_KEY"]).encode()
-        message = json.dumps([request.remote_addr, username, password]).encode()
-        return hmac.new(secret, message, hashlib.sha256).digest()
+    def key(header):
+        """The table's key for this request's Authorization header."""
+        # No NUL in an address, so the two parts cannot run into each other.
+        message = f"{request.remote_addr}\0{header}".encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(message, key=current_app.extensions["sign_in_key"],
+                               digest_size=32).digest()
 
-    def role(self, key):
-        """The role signed in under this key, if it is recent enough."""
+    def find(self, key):
+        """(user, role) signed in under this key, if recent enough."""
         found = self._entries.get(key)
         if found is None:
             return None
-        at, role = found
+        at, username, role = found
         if time.monotonic() - at >= current_app.config["AUTH_RECHECK_SECONDS"]:
             return None
-        return role
+        return username, role
 
-    def add(self, key, role, checked_at, generation):
+    def add(self, key, username, role, checked_at, generation):
         """Remember a sign-in whose database checks started at checked_at
         (time.monotonic()) in the given generation."""
         if current_app.config["AUTH_RECHECK_SECONDS"] <= 0 or generation != self.generation:
             return
         if len(self._entries) >= self._size:
             self._entries = {}
-        self._entries[key] = (checked_at, role)
+        self._entries[key] = (checked_at, username, role)
 
     def forget(self):
         # Replaced, not cleared: a concurrent reader keeps a consistent dict.
@@ -198,17 +203,16 @@ class BasicAuth(_BasicAuth):
         many recent failures for this client or this user name)."""
         if "username" in g:
             return None
+        header = request.environ.get("HTTP_AUTHORIZATION")
+        key = recent.key(header) if header else None
+        if key is not None:
+            found = recent.find(key)
+            if found is not None:
+                g.username, g.role = found
+                return None
         given = request.authorization
         if given is None or given.type != "basic":
             return self.challenge()
-        if isinstance(given.username, str) and isinstance(given.password, str):
-            key = recent.key(given.username, given.password)
-            role = recent.role(key)
-            if role is not None:
-                g.username, g.role = given.username, role
-                return None
-        else:
-            key = None
         checked_at, generation = time.monotonic(), recent.generation
         wait = throttle.retry_after(given.username)
         if wait > 0:
@@ -219,8 +223,7 @@ class BasicAuth(_BasicAuth):
             response.headers["Retry-After"] = str(seconds)
             return response
         if self.authenticate():
-            if key is not None:
-                recent.add(key, g.role, checked_at, generation)
+            recent.add(key, g.username, g.role, checked_at, generation)
             return None
         recent.forget()
         throttle.record_failure(given.username)
@@ -273,6 +276,9 @@ def init_app(app):
     """Wire the auth extension and make sure a password exists."""
     basic_auth.init_app(app)
     app.before_request(require_sign_in)
+    # blake2b takes a key of at most 64 bytes; SECRET_KEY may be longer.
+    app.extensions["sign_in_key"] = hashlib.sha256(
+        b"recent sign-ins\0" + str(app.config["SECRET_KEY"]).encode()).digest()
     # Checked in place of a real hash when a user name is unknown, with the
     # same method and cost, so that case is not faster.
     app.extensions["dummy_password_hash"] = generate_password_hash(

@@ -214,6 +214,27 @@ def test_a_signed_in_user_is_not_looked_up_again_within_the_recheck_interval(mak
                        headers=basic("ana", "ana-password-2")).status_code == 401
 
 
+def test_remembered_sign_ins_keep_each_user_apart(make_app):
+    """Sign-ins are remembered by the Authorization header as sent: two
+    users from one address each get their own name on what they store,
+    and the same credentials written another way are checked and work."""
+    app = make_app(AUTH_RECHECK_SECONDS=60)
+    add_user(app, "ana", "ana-password-1")
+    add_user(app, "bob", "bob-password-1")
+    client = app.test_client()
+    for round_ in range(2):
+        for name in ("ana", "bob"):
+            headers = basic(name, f"{name}-password-1")
+            if round_:
+                headers = {"Authorization": headers["Authorization"].replace("Basic", "basic")}
+            response = client.post("/predict", json={"text": f"{name} {round_}"}, headers=headers)
+            assert response.status_code == 200
+    mine = client.get("/predictions", headers=basic("bob", "bob-password-1")).get_json()
+    assert sorted(item["text"] for item in mine["items"]) == ["bob 0", "bob 1"]
+    assert client.post("/predict", json={"text": "x"},
+                       headers=basic("bob", "ana-password-1")).status_code == 401
+
+
 def test_changes_by_another_process_count_within_the_recheck_interval(make_app, tmp_path):
     """Two apps over one database stand for two gunicorn workers: what one
     does to a user, the other sees within AUTH_RECHECK_SECONDS."""
