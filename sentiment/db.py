@@ -112,6 +112,10 @@ class Feedback(db.Model):
         }
 
 
+# How long a SQLite writer waits for another one before "database is locked".
+BUSY_TIMEOUT_SECONDS = 10
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
     """WAL lets readers and one writer work at once across gunicorn workers;
@@ -120,7 +124,7 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -1,4 +1,5 @@
 """What the API and the page both do: validate, predict and store, give feedback."""
+import contextlib
 import functools
 import re
 
@@ -7,9 +8,10 @@ from sqlalchemy import bindparam, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import LABELS
-from .db import Feedback, Prediction, db, utcnow
+from .db import BUSY_TIMEOUT_SECONDS, Feedback, Prediction, db, utcnow
 from .errors import BadInput
 from .model import ModelUnavailable
+from .writelock import WriteLock
 
 # Ids are INTEGER columns: PostgreSQL refuses a larger number in a query
 # ("integer out of range"), so anything beyond cannot exist and is a 404.
@@ -143,6 +145,8 @@ class _Inserts:
                            f"FROM unnest({arrays}) WITH ORDINALITY AS given({names}, position) "
                            f"ORDER BY position RETURNING {quote(_PREDICTION.c.id.name)}")
         self.engine = engine
+        # Prediction writers queue here instead of in SQLite's busy handler.
+        self.write_lock = WriteLock.for_database(engine, BUSY_TIMEOUT_SECONDS)
         self.driver_error = dialect.loaded_dbapi.Error
         self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
@@ -162,7 +166,7 @@ class _Inserts:
                 return [connection.exec_driver_sql(self.sql, self.parameters(rows[0])).scalar_one()]
         if len(rows) == 1 and self.sqlite:
             return [self._store_one_in_sqlite(rows[0])]
-        with self.engine.begin() as connection:
+        with self._writing(), self.engine.begin() as connection:
             if self.unnest is not None:
                 # The rows are inserted in the order of their position, and
                 # each takes the next value of the id sequence, which only
@@ -181,6 +185,10 @@ class _Inserts:
             last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
             return list(range(last - len(rows) + 1, last + 1))
 
+    def _writing(self):
+        """The SQLite write lock (sentiment/writelock.py) for a block, if any."""
+        return self.write_lock.held() if self.write_lock is not None else contextlib.nullcontext()
+
     def _store_one_in_sqlite(self, row):
         """One row into SQLite on the pooled sqlite3 connection itself: a
         SQLAlchemy Connection around it cost as much again as the INSERT
@@ -196,9 +204,10 @@ class _Inserts:
             raw = self.engine.raw_connection()
             cursor = raw.cursor()
             try:
-                cursor.execute(self.sql, parameters)
-                new_id = cursor.lastrowid
-                raw.commit()
+                with self._writing():
+                    cursor.execute(self.sql, parameters)
+                    new_id = cursor.lastrowid
+                    raw.commit()
             finally:
                 cursor.close()
         except self.driver_error as exc:
