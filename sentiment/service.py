@@ -166,7 +166,7 @@ class _Inserts:
                 return [connection.exec_driver_sql(self.sql, self.parameters(rows[0])).scalar_one()]
         if len(rows) == 1 and self.sqlite:
             return [self._store_one_in_sqlite(rows[0])]
-        with self._writing(), self.engine.begin() as connection:
+        with self.writing(), self.engine.begin() as connection:
             if self.unnest is not None:
                 # The rows are inserted in the order of their position, and
                 # each takes the next value of the id sequence, which only
@@ -185,7 +185,7 @@ class _Inserts:
             last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
             return list(range(last - len(rows) + 1, last + 1))
 
-    def _writing(self):
+    def writing(self):
         """The SQLite write lock (sentiment/writelock.py) for a block, if any."""
         return self.write_lock.held() if self.write_lock is not None else contextlib.nullcontext()
 
@@ -204,7 +204,7 @@ class _Inserts:
             raw = self.engine.raw_connection()
             cursor = raw.cursor()
             try:
-                with self._writing():
+                with self.writing():
                     cursor.execute(self.sql, parameters)
                     new_id = cursor.lastrowid
                     raw.commit()
@@ -302,11 +302,14 @@ def give_feedback(prediction_id, label):
                 feedback.rejected = False
             feedback.updated_at = utcnow()
         try:
-            db.session.flush()
-            # Read before the commit, which would expire the objects and
-            # cost two more SELECTs to show them.
-            stored = StoredFeedback(feedback.to_dict())
-            db.session.commit()
+            # SQLite writes from the flush to the commit: take turns with
+            # the prediction writers (sentiment/writelock.py).
+            with _inserts(db.engine).writing():
+                db.session.flush()
+                # Read before the commit, which would expire the objects and
+                # cost two more SELECTs to show them.
+                stored = StoredFeedback(feedback.to_dict())
+                db.session.commit()
             return stored, created
         except IntegrityError:
             # Another request stored feedback for this prediction first:

@@ -47,6 +47,15 @@ def test_a_prediction_waits_for_the_writer_holding_the_lock(make_app, database_u
         assert waited >= 0.35, f"{body}: did not wait for the lock ({waited:.3f} s)"
     listed = client.get("/predictions", headers=AUTH).get_json()
     assert [item["text"] for item in listed["items"]] == ["dos", "uno", "durante", "antes"]
+    # Feedback writes through the ORM, between the same flock and commit.
+    holder = hold(lock_path, 0.4)
+    started = time.monotonic()
+    response = client.post("/feedback", json={"prediction_id": listed["items"][0]["id"],
+                                              "label": "neutral"}, headers=AUTH)
+    waited = time.monotonic() - started
+    holder.join()
+    assert response.status_code == 201
+    assert waited >= 0.35, f"feedback did not wait for the lock ({waited:.3f} s)"
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
