@@ -146,7 +146,7 @@ class _Inserts:
                            f"ORDER BY position RETURNING {quote(_PREDICTION.c.id.name)}")
         self.engine = engine
         # Prediction writers queue here instead of in SQLite's busy handler.
-        self.write_lock = WriteLock.for_database(engine, BUSY_TIMEOUT_SECONDS)
+        self.write_lock = WriteLock.for_database(engine, BUSY_TIMEOUT_SECONDS / 5)
         self.driver_error = dialect.loaded_dbapi.Error
         self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
@@ -166,7 +166,8 @@ class _Inserts:
                 return [connection.exec_driver_sql(self.sql, self.parameters(rows[0])).scalar_one()]
         if len(rows) == 1 and self.sqlite:
             return [self._store_one_in_sqlite(rows[0])]
-        with self.writing(), self.engine.begin() as connection:
+        # The connection first, then the write lock (sentiment/writelock.py).
+        with self.engine.connect() as connection, self.writing(), connection.begin():
             if self.unnest is not None:
                 # The rows are inserted in the order of their position, and
                 # each takes the next value of the id sequence, which only

@@ -6,14 +6,17 @@ the write lock taken is put to sleep by its busy handler, for 1 ms, then
 2, 5, 10 ms..., even when the lock is released microseconds later. Two
 gunicorn workers storing one-text predictions collided on about 6 % of
 their inserts, and each collision left a worker idle for a millisecond or
-more (7 % of the CPU idle at 16 connections). Prediction writers take this
-lock first: an flock on a file beside the database, which a waiter polls
-every 50 microseconds or so, a hundred times more often than SQLite does.
+more (7 % of the CPU idle at 16 connections). Prediction and feedback
+writers take this lock first: an flock on a file beside the database,
+which a waiter polls every 50 microseconds to 1 ms.
 
 The lock only ever shortens waits. If its file cannot be opened, or it is
-held past the database's busy timeout, the writer goes on without it and
-SQLite's own lock and busy timeout decide, as they do for every other
-write (feedback, users), which never takes this one.
+held longer than any commit takes (`timeout`, a fifth of SQLite's busy
+timeout: then a writer that does not take it, another program say, holds
+SQLite's lock), the writer goes on without it and SQLite's own lock and
+busy timeout decide, as they do for every other write (users, failed
+sign-ins). Callers take a database connection first and this lock second,
+so a lock holder never waits for the pool.
 """
 import contextlib
 import fcntl
@@ -21,11 +24,27 @@ import logging
 import os
 import threading
 import time
+import weakref
 
 log = logging.getLogger(__name__)
 
 _FIRST_PAUSE = 0.00005
 _LONGEST_PAUSE = 0.001
+# After the lock file could not be opened, try again this much later.
+_REOPEN_AFTER = 60.0
+
+_locks = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for lock in list(_locks):
+        lock._forget_parent()
+
+
+# An flock belongs to an open file, which a forked child shares with its
+# parent: each process opens its own. A thread of the parent may also have
+# held the thread lock at the fork; the child's copy would never be freed.
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class WriteLock:
@@ -37,12 +56,21 @@ class WriteLock:
         self.timeout = timeout
         self._threads = threading.Lock()
         self._fd = None
-        self._pid = None
-        self._broken = False
+        self._retry_at = 0.0
+        self._warned = False
+        _locks.add(self)
 
     def __del__(self):
-        if self._fd is not None and self._pid == os.getpid():
+        if self._fd is not None:
             os.close(self._fd)
+
+    def _forget_parent(self):
+        self._threads = threading.Lock()
+        if self._fd is not None:
+            # Closing the child's copy leaves the parent's lock alone.
+            os.close(self._fd)
+        self._fd = None
+        self._retry_at = 0.0
 
     @classmethod
     def for_database(cls, engine, timeout):
@@ -56,19 +84,16 @@ class WriteLock:
         return cls(f"{os.path.abspath(database)}-write.lock", timeout)
 
     def _file(self):
-        """This process's descriptor of the lock file, or None. An flock
-        belongs to an open file, which a forked child shares with its
-        parent: each process opens its own."""
-        pid = os.getpid()
-        if self._pid != pid:
-            self._pid, self._fd = pid, None
+        """This process's descriptor of the lock file, or None."""
+        if self._fd is None and time.monotonic() >= self._retry_at:
             try:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except OSError as exc:
-                if not self._broken:
+                self._retry_at = time.monotonic() + _REOPEN_AFTER
+                if not self._warned:
                     log.warning("writing without %s (%s): SQLite's busy timeout alone "
                                 "decides who writes", self.path, exc)
-                self._broken = True
+                    self._warned = True
         return self._fd
 
     @contextlib.contextmanager
@@ -76,7 +101,8 @@ class WriteLock:
         """Hold the lock for the block, or go on without it after `timeout`
         seconds of waiting."""
         deadline = time.monotonic() + self.timeout
-        if not self._threads.acquire(timeout=self.timeout):
+        threads = self._threads
+        if not threads.acquire(timeout=self.timeout):
             yield
             return
         try:
@@ -88,7 +114,7 @@ class WriteLock:
                 if locked:
                     fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            self._threads.release()
+            threads.release()
 
     @staticmethod
     def _lock_file(fd, deadline):

@@ -125,6 +125,53 @@ def test_a_forked_worker_does_not_share_its_parents_lock(tmp_path):
     assert waited >= 0.3, f"the parent took the lock its child holds ({waited:.3f} s)"
 
 
+def test_an_error_inside_releases_the_lock(tmp_path):
+    lock = WriteLock(str(tmp_path / "db-write.lock"), timeout=5)
+    with pytest.raises(RuntimeError):
+        with lock.held():
+            raise RuntimeError("the INSERT failed")
+    # Free for this process's threads and for another open file at once.
+    assert lock._threads.acquire(blocking=False)
+    lock._threads.release()
+    fd = os.open(lock.path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+
+
+def _write_in_child(lock, queue):
+    started = time.monotonic()
+    with lock.held():
+        queue.put(time.monotonic() - started)
+
+
+def test_a_fork_while_another_thread_holds_the_lock(tmp_path):
+    """The child must not inherit a thread lock nobody will release."""
+    lock = WriteLock(str(tmp_path / "db-write.lock"), timeout=2)
+    inside, leave = threading.Event(), threading.Event()
+
+    def writer():
+        with lock.held():
+            inside.set()
+            leave.wait(5)
+    thread = threading.Thread(target=writer)
+    thread.start()
+    inside.wait(5)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_write_in_child, args=(lock, queue))
+    child.start()
+    # The parent's thread still holds the flock: the child waits for it...
+    time.sleep(0.3)
+    leave.set()
+    thread.join()
+    waited = queue.get(timeout=5)
+    child.join(5)
+    # ...and gets it once the parent lets go, long before the timeout.
+    assert 0.2 <= waited < 1.5
+
+
 def test_only_sqlite_files_get_a_lock(make_app, database_url):
     app = make_app()
     from sentiment.db import db
