@@ -144,6 +144,8 @@ class _Tfidf:
         self.indices = self._indices
         # The columns as a list of integer arrays, for numpy to join.
         self.column_arrays = self._column_arrays
+        # indices() gives an array (char_wb, word by word), not a list.
+        self.indices_are_array = False
         # Both of the model's vectorizers start with normalize(text): the
         # caller does that once per text for both (and for the corrections
         # lookup) and hands it over. None: this one starts from the raw text.
@@ -159,6 +161,7 @@ class _Tfidf:
             self._word_columns = {}
             self.indices = self._indices_by_word
             self.column_arrays = self._arrays_by_word
+            self.indices_are_array = True
             if vectorizer.input == "content" and vectorizer.preprocessor is normalize:
                 self.from_normalized = str.split
         self.width = len(self.vocabulary)
@@ -241,7 +244,7 @@ class _Tfidf:
         normalize(text) or None for each text."""
         features = list(map(self.indices, texts, normalized))
         lengths = np.fromiter(map(len, features), dtype=np.intp, count=len(features))
-        if self.indices == self._indices_by_word:
+        if self.indices_are_array:
             found = (np.concatenate(features) if features else _NO_COLUMNS).astype(np.int64)
         else:
             found = np.fromiter(chain.from_iterable(features), dtype=np.int64,

@@ -97,7 +97,7 @@ class CookieSessions(SecureCookieSessionInterface):
     without the cookie (every curl call): it gets a new empty session."""
 
     def open_session(self, app, request):
-        # No Cookie header at all (curl, programs): skip parsing nothing.
+        # No Cookie header at all (curl, programs): nothing to parse.
         if not request.environ.get("HTTP_COOKIE") or self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)

@@ -1,5 +1,4 @@
 """What the API and the page both do: validate, predict and store, give feedback."""
-import contextlib
 import functools
 import re
 
@@ -8,10 +7,10 @@ from sqlalchemy import bindparam, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import LABELS
-from .db import BUSY_TIMEOUT_SECONDS, Feedback, Prediction, db, utcnow
+from .db import Feedback, Prediction, db, utcnow
 from .errors import BadInput
 from .model import ModelUnavailable
-from .writelock import WriteLock
+from .writelock import writing
 
 # Ids are INTEGER columns: PostgreSQL refuses a larger number in a query
 # ("integer out of range"), so anything beyond cannot exist and is a 404.
@@ -145,8 +144,6 @@ class _Inserts:
                            f"FROM unnest({arrays}) WITH ORDINALITY AS given({names}, position) "
                            f"ORDER BY position RETURNING {quote(_PREDICTION.c.id.name)}")
         self.engine = engine
-        # Prediction writers queue here instead of in SQLite's busy handler.
-        self.write_lock = WriteLock.for_database(engine, BUSY_TIMEOUT_SECONDS / 5)
         self.driver_error = dialect.loaded_dbapi.Error
         self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
@@ -167,7 +164,7 @@ class _Inserts:
         if len(rows) == 1 and self.sqlite:
             return [self._store_one_in_sqlite(rows[0])]
         # The connection first, then the write lock (sentiment/writelock.py).
-        with self.engine.connect() as connection, self.writing(), connection.begin():
+        with self.engine.connect() as connection, writing(self.engine), connection.begin():
             if self.unnest is not None:
                 # The rows are inserted in the order of their position, and
                 # each takes the next value of the id sequence, which only
@@ -186,10 +183,6 @@ class _Inserts:
             last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
             return list(range(last - len(rows) + 1, last + 1))
 
-    def writing(self):
-        """The SQLite write lock (sentiment/writelock.py) for a block, if any."""
-        return self.write_lock.held() if self.write_lock is not None else contextlib.nullcontext()
-
     def _store_one_in_sqlite(self, row):
         """One row into SQLite on the pooled sqlite3 connection itself: a
         SQLAlchemy Connection around it cost as much again as the INSERT
@@ -205,7 +198,7 @@ class _Inserts:
             raw = self.engine.raw_connection()
             cursor = raw.cursor()
             try:
-                with self.writing():
+                with writing(self.engine):
                     cursor.execute(self.sql, parameters)
                     new_id = cursor.lastrowid
                     raw.commit()
@@ -305,7 +298,7 @@ def give_feedback(prediction_id, label):
         try:
             # SQLite writes from the flush to the commit: take turns with
             # the prediction writers (sentiment/writelock.py).
-            with _inserts(db.engine).writing():
+            with writing(db.engine):
                 db.session.flush()
                 # Read before the commit, which would expire the objects and
                 # cost two more SELECTs to show them.

@@ -20,11 +20,14 @@ so a lock holder never waits for the pool.
 """
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import threading
 import time
 import weakref
+
+from .db import BUSY_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +135,15 @@ class WriteLock:
                 return False
             time.sleep(pause)
             pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+@functools.lru_cache(maxsize=8)
+def _lock_of(engine):
+    return WriteLock.for_database(engine, BUSY_TIMEOUT_SECONDS / 5)
+
+
+def writing(engine):
+    """The engine's write lock for a block (take the connection first), or
+    nothing to wait for when it is not a SQLite file."""
+    lock = _lock_of(engine)
+    return lock.held() if lock is not None else contextlib.nullcontext()
