@@ -101,7 +101,7 @@ class _Inserts:
     dialect; each request then hands the driver that string and plain
     values through a Connection (so errors, events and the pool behave as
     for any other statement), except one row on SQLite, which goes to the
-    pooled sqlite3 connection itself (_store_one_in_sqlite). Compiling the
+    pooled driver connection itself (_store_one). Compiling the
     statement's parameters on every call cost more than the SQLite INSERT
     itself, and SQLAlchemy's RETURNING for many rows in their order sends
     SQLite one statement per row: a 100-text batch went from 1.5 to 0.7 ms
@@ -111,10 +111,8 @@ class _Inserts:
     def __init__(self, engine):
         dialect = engine.dialect
         self.sqlite = dialect.name == "sqlite"
-        # Autocommit for one row on PostgreSQL: one statement is a
-        # transaction by itself, without BEGIN and COMMIT round trips, and
-        # the server still answers only once it is committed.
-        self.autocommit = dialect.name == "postgresql"
+        # One row on PostgreSQL in autocommit (_store_one).
+        self.autocommit = dialect.name == "postgresql" and dialect.driver == "psycopg"
         statement = insert(_PREDICTION).values({name: bindparam(name) for name in _COLUMNS})
         if not self.sqlite:
             statement = statement.returning(_PREDICTION.c.id)
@@ -145,7 +143,6 @@ class _Inserts:
                            f"ORDER BY position RETURNING {quote(_PREDICTION.c.id.name)}")
         self.engine = engine
         self.driver_error = dialect.loaded_dbapi.Error
-        self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def parameters(self, values):
         """One row's values (in _COLUMNS order) as the driver takes them."""
@@ -158,11 +155,8 @@ class _Inserts:
     def store(self, rows):
         """Insert rows (tuples in _COLUMNS order) in one transaction; their
         ids, in the order of the rows."""
-        if len(rows) == 1 and self.autocommit:
-            with self.autocommit_engine.connect() as connection:
-                return [connection.exec_driver_sql(self.sql, self.parameters(rows[0])).scalar_one()]
-        if len(rows) == 1 and self.sqlite:
-            return [self._store_one_in_sqlite(rows[0])]
+        if len(rows) == 1 and (self.sqlite or self.autocommit):
+            return [self._store_one(rows[0])]
         # The connection first, then the write lock (sentiment/writelock.py).
         with self.engine.connect() as connection, writing(self.engine), connection.begin():
             if self.unnest is not None:
@@ -183,30 +177,46 @@ class _Inserts:
             last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
             return list(range(last - len(rows) + 1, last + 1))
 
-    def _store_one_in_sqlite(self, row):
-        """One row into SQLite on the pooled sqlite3 connection itself: a
-        SQLAlchemy Connection around it cost as much again as the INSERT
-        and its commit (one-text predictions: +6-11 % under load). The
-        driver's errors, opening the connection included, are raised as
-        SQLAlchemy's, so they answer 503 like any other database error.
-        What the Connection would add and this does without: statement
-        events, echo and handle_error hooks, and invalidating a connection
-        lost under it, which a local SQLite file does not do."""
+    def _store_one(self, row):
+        """One row on the pooled driver connection itself (SQLite, or
+        PostgreSQL in autocommit): a SQLAlchemy Connection around it cost as
+        much again as the INSERT and its commit (one-text predictions under
+        load: +6-11 % on SQLite; on PostgreSQL the client's CPU per row went
+        from 163-170 to 81-106 us). The driver's errors,
+        opening the connection included, are raised as SQLAlchemy's, so they
+        answer 503 like any other database error, and a connection the
+        server dropped is thrown away rather than pooled again. What the
+        Connection would add and this does without: statement events, echo
+        and handle_error hooks."""
         parameters = self.parameters(row)
-        raw = None
+        raw = cursor = None
         try:
             raw = self.engine.raw_connection()
             cursor = raw.cursor()
-            try:
+            if self.sqlite:
                 with writing(self.engine):
                     cursor.execute(self.sql, parameters)
                     new_id = cursor.lastrowid
                     raw.commit()
-            finally:
-                cursor.close()
+            else:
+                # One statement is a transaction by itself, committed before
+                # the server answers: no BEGIN and COMMIT round trips.
+                driver = raw.driver_connection
+                driver.autocommit = True
+                try:
+                    cursor.execute(self.sql, parameters)
+                    new_id = cursor.fetchone()[0]
+                finally:
+                    if not driver.closed:
+                        driver.autocommit = False
         except self.driver_error as exc:
+            if raw is not None and self.engine.dialect.is_disconnect(exc, raw.dbapi_connection,
+                                                                      cursor):
+                raw.invalidate(exc)
             raise DBAPIError.instance(self.sql, parameters, exc, self.driver_error) from exc
         finally:
+            if cursor is not None:
+                cursor.close()
             if raw is not None:
                 # Back to the pool, which rolls back anything left uncommitted.
                 raw.close()

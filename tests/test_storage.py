@@ -160,3 +160,40 @@ def test_workers_racing_to_create_the_tables_retry(make_app, monkeypatch):
     monkeypatch.setattr(db, "create_all", lose_the_race_once)
     make_app()
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgresql_connections_dropped_by_the_server_are_replaced(make_app, database_url):
+    """PostgreSQL ends the service's connections (a restart, an idle
+    timeout, an administrator): a prediction on such a pooled connection
+    answers 503 having stored nothing, the dead connection is thrown away
+    rather than pooled again, and later requests are stored as usual."""
+    app = make_app(AUTH_RECHECK_SECONDS=60)
+    client = app.test_client()
+    pids = set()
+    with app.app_context():
+        sqlalchemy.event.listen(db.engine, "checkout",
+                                lambda dbapi, record, proxy: pids.add(dbapi.info.backend_pid))
+    for body in ({"text": "antes"}, {"texts": ["uno", "dos"]}, {"text": "otra vez"}):
+        assert client.post("/predict", json=body, headers=AUTH).status_code == 200
+    with app.app_context():
+        db.session.remove()
+    killer = sqlalchemy.create_engine(database_url)
+    try:
+        with killer.connect() as conn:
+            killed = sum(conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar_one()
+                         for pid in pids)
+    finally:
+        killer.dispose()
+    assert killed >= 1
+    answers = [(text, client.post("/predict", json={"text": text}, headers=AUTH))
+               for text in [f"después {i}" for i in range(killed + 2)]]
+    codes = [response.status_code for _, response in answers]
+    assert set(codes) <= {200, 503} and codes[-2:] == [200, 200]
+    assert codes.count(503) <= killed
+    for _, response in answers:
+        if response.status_code == 503:
+            assert "nothing was stored" in response.get_json()["error"]
+    listed = client.get("/predictions?per_page=100", headers=AUTH).get_json()["items"]
+    stored = [text for text, response in reversed(answers) if response.status_code == 200]
+    assert [item["text"] for item in listed] == stored + ["otra vez", "dos", "uno", "antes"]
