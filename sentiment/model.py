@@ -10,6 +10,7 @@ from itertools import chain
 
 import numpy as np
 import sklearn
+from scipy.sparse import csr_matrix
 from scipy.special import expit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -90,10 +91,6 @@ CHECK_TEXTS = (
 _WORD_CACHE_SIZE = 50_000
 _NO_COLUMNS = np.zeros(0, dtype=np.intp)
 _NO_COLUMNS.setflags(write=False)
-
-# Cells (texts x longest text's features x classes) up to which a batch is
-# summed in one padded array (8 MB of float64 at most).
-_PADDED_SUMS_LIMIT = 1_000_000
 
 
 def _weigh(data, columns, binary, sublinear, idf):
@@ -336,26 +333,14 @@ class FastPath:
         # one's, so a stable sort by row gives every row in column order.
         order = np.argsort(rows, kind="stable")
         rows, columns, values = rows[order], columns[order], values[order]
-        products = self.coef_t[columns] * values[:, None]
-        classes = products.shape[1]
-        lengths = np.bincount(rows, minlength=len(texts))
-        width = int(lengths.max()) if lengths.size else 0
-        if len(texts) * width * classes <= _PADDED_SUMS_LIMIT:
-            # Each row's products side by side, zeros after them: a running
-            # sum along the row adds them one at a time in column order, as
-            # scipy does (adding zeros at the end changes nothing), with one
-            # numpy call instead of np.add.at's slow element-wise loop.
-            starts = np.cumsum(lengths) - lengths
-            positions = np.arange(len(rows)) - starts[rows]
-            padded = np.zeros((len(texts), max(width, 1), classes), dtype=self.dtype)
-            padded[rows, positions] = products
-            totals = np.cumsum(padded, axis=1)[:, -1, :]
-            return totals + self.intercept
-        # A batch with one very long text: the padding would be mostly zeros.
-        totals = np.zeros((classes, len(texts)), dtype=self.dtype)
-        for total, product in zip(totals, products.T.copy()):
-            np.add.at(total, rows, product)
-        return totals.T + self.intercept
+        # The rows as the very CSR matrix scikit-learn builds (each row's
+        # columns in order, the same dtype), multiplied by scipy's own
+        # csr_matvecs as in sklearn: the same additions in the same order.
+        # It replaced a padded running sum in numpy (9 -> 2 us per text).
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
+        matrix = csr_matrix((values, columns, indptr), shape=(len(texts), self.coef_t.shape[0]))
+        return matrix @ self.coef_t + self.intercept
 
     def decision_one(self, text, normalized=None):
         """decision_function([text])[0] with the fewest numpy calls: the
