@@ -100,8 +100,8 @@ class _Inserts:
     SQLAlchemy writes the statement once, from the table, for the engine's
     dialect; each request then hands the driver that string and plain
     values through a Connection (so errors, events and the pool behave as
-    for any other statement), except one row on SQLite, which goes to the
-    pooled driver connection itself (_store_one). Compiling the
+    for any other statement), except one row on SQLite or PostgreSQL, which
+    goes to the pooled driver connection itself (_store_one). Compiling the
     statement's parameters on every call cost more than the SQLite INSERT
     itself, and SQLAlchemy's RETURNING for many rows in their order sends
     SQLite one statement per row: a 100-text batch went from 1.5 to 0.7 ms
