@@ -1,5 +1,7 @@
 """How predictions are stored: batches in one statement, SQLite settings,
 tables created by several workers at once."""
+import time
+
 import pytest
 import sqlalchemy
 
@@ -178,11 +180,20 @@ def test_postgresql_connections_dropped_by_the_server_are_replaced(make_app, dat
         assert client.post("/predict", json=body, headers=AUTH).status_code == 200
     with app.app_context():
         db.session.remove()
-    killer = sqlalchemy.create_engine(database_url)
+    # Autocommit: a transaction would see pg_stat_activity as of its start.
+    killer = sqlalchemy.create_engine(database_url, isolation_level="AUTOCOMMIT")
     try:
         with killer.connect() as conn:
             killed = sum(conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar_one()
                          for pid in pids)
+            # Terminating only signals a backend: wait until they are gone,
+            # so no request races a connection that is still dying.
+            listed = ", ".join(map(str, pids))
+            deadline = time.monotonic() + 10
+            while conn.exec_driver_sql(f"SELECT count(*) FROM pg_stat_activity "
+                                       f"WHERE pid IN ({listed})").scalar_one():
+                assert time.monotonic() < deadline, "PostgreSQL did not end the connections"
+                time.sleep(0.01)
     finally:
         killer.dispose()
     assert killed >= 1
