@@ -1,0 +1,113 @@
+"""Two or more checkouts under the same load, taking turns: is a change faster?
+
+On a shared machine the speed drifts by tens of per cent within minutes, so
+two full `bench.load` runs of different commits, one after the other, say
+more about the machine than about the change. This serves each checkout in
+turn (gunicorn with that checkout's gunicorn.conf.py on a free port of
+127.0.0.1, a new database each time), drives it with wrk for a few seconds,
+and goes round again, so a drift falls on every checkout alike:
+
+    git worktree add /tmp/before HEAD~1
+    python -m bench.alternate /tmp/before .             # one text, SQLite
+    python -m bench.alternate /tmp/before . --postgres  # one text, PostgreSQL
+    python -m bench.alternate /tmp/before . --batch     # 100 texts per request
+
+It prints every run and, per checkout, the median and every value, and how
+many rounds the last checkout beat the first.
+"""
+import argparse
+import base64
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench.load import (  # noqa: E402
+    DEFAULT_POSTGRES, USERNAME, WRK_MISSING, PostgresSchema, Server, batch_bodies, lua_script,
+    run_wrk, sample_texts)
+
+
+def serve_and_load(root, env, script, connections, duration, tmp):
+    """One run of one checkout: its tables made, its server up and warm,
+    then wrk. The result of run_wrk."""
+    subprocess.run([sys.executable, "-c", "from app import create_app; create_app()"],
+                   cwd=root, env=dict(os.environ, **env, PYTHONPATH=root),
+                   check=True, capture_output=True, timeout=120)
+    server = Server("app:app", env, root, tmp, "alternate")
+    try:
+        server.wait_ready("/health", None, int(env.get("WEB_CONCURRENCY", os.cpu_count())))
+        run_wrk(server.base, script, 4, 2)
+        return run_wrk(server.base, script, connections, duration)
+    finally:
+        server.stop()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("roots", nargs="+", help="checkouts to compare, first the baseline")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--duration", type=int, default=6, help="seconds per run (6)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", action="store_true", help="100 texts per request")
+    parser.add_argument("--postgres", nargs="?", const=os.environ.get(
+        "BENCH_POSTGRES_URL", DEFAULT_POSTGRES), default=None, metavar="URL",
+        help="on PostgreSQL (a throw-away schema per run) instead of SQLite")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit(WRK_MISSING)
+    roots = [os.path.abspath(root) for root in args.roots]
+    for root in roots:
+        if not os.path.exists(os.path.join(root, "app.py")):
+            raise SystemExit(f"{root} is not a checkout of this service (no app.py)")
+
+    texts = sample_texts()
+    password = secrets.token_urlsafe(16)
+    auth = "Basic " + base64.b64encode(f"{USERNAME}:{password}".encode()).decode()
+    bodies = batch_bodies(texts) if args.batch else [{"text": t} for t in texts[:200]]
+    tmp = tempfile.mkdtemp(prefix="bench-alternate-")
+    script = os.path.join(tmp, "predict.lua")
+    with open(script, "w") as fh:
+        fh.write(lua_script("POST", "/predict", auth, bodies=bodies))
+    results = {root: [] for root in roots}
+    try:
+        for round_number in range(1, args.rounds + 1):
+            for index, root in enumerate(roots):
+                env = {"BASIC_AUTH_USERNAME": USERNAME, "BASIC_AUTH_PASSWORD": password,
+                       "SECRET_KEY": "bench", "MODEL_PATH": os.path.join(root, "model.pkl")}
+                schema = None
+                if args.postgres:
+                    schema = PostgresSchema(args.postgres)
+                    env["DATABASE_URL"] = schema.url
+                else:
+                    env["DATABASE_URL"] = "sqlite:///" + os.path.join(
+                        tmp, f"round{round_number}-{index}.sqlite")
+                try:
+                    result = serve_and_load(root, env, script, args.connections, args.duration,
+                                            tmp)
+                finally:
+                    if schema is not None:
+                        schema.drop()
+                results[root].append(result["rps"])
+                print(f"round {round_number}, {root}: {result['rps']:,.0f} req/s, "
+                      f"p99 {result['p99']:.1f} ms, errors {result['errors']}", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    for root, values in results.items():
+        print(f"{root}: median {statistics.median(values):,.0f} req/s "
+              f"[{', '.join(f'{v:,.0f}' for v in values)}]")
+    if len(roots) > 1:
+        first, last = results[roots[0]], results[roots[-1]]
+        won = sum(b > a for a, b in zip(first, last))
+        print(f"{roots[-1]} beat {roots[0]} in {won} of {len(first)} rounds")
+
+
+if __name__ == "__main__":
+    main()
