@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -31,15 +30,13 @@ if ROOT not in sys.path:
 
 from bench.load import (  # noqa: E402
     DEFAULT_POSTGRES, USERNAME, WRK_MISSING, PostgresSchema, Server, batch_bodies, lua_script,
-    run_wrk, sample_texts)
+    make_tables, run_wrk, sample_texts)
 
 
 def serve_and_load(root, env, script, connections, duration, tmp):
     """One run of one checkout: its tables made, its server up and warm,
     then wrk. The result of run_wrk."""
-    subprocess.run([sys.executable, "-c", "from app import create_app; create_app()"],
-                   cwd=root, env=dict(os.environ, **env, PYTHONPATH=root),
-                   check=True, capture_output=True, timeout=120)
+    make_tables(root, env)
     server = Server("app:app", env, root, tmp, "alternate")
     try:
         server.wait_ready("/health", None, int(env.get("WEB_CONCURRENCY", os.cpu_count())))

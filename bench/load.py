@@ -174,6 +174,15 @@ def http(base, path, auth=None, body=None, timeout=10):
         return exc.code, exc.read()
 
 
+def make_tables(root, env):
+    """The service's tables in a new database, made by one process before
+    gunicorn starts: checkouts before 185d5fb let workers race to create
+    them."""
+    subprocess.run([sys.executable, "-c", "from app import create_app; create_app()"],
+                   cwd=root, env=dict(os.environ, **env, PYTHONPATH=root),
+                   check=True, capture_output=True, timeout=120)
+
+
 class Server:
     """gunicorn with the repository's config on a free loopback port."""
 
@@ -423,12 +432,7 @@ def main(argv=None):
                 schema = PostgresSchema(args.postgres)
                 env = {"DATABASE_URL": schema.url}
             if app == "app:app":
-                # Tables first, by one process: checkouts before 185d5fb let
-                # workers race to create them on a new database.
-                subprocess.run([sys.executable, "-c", "from app import create_app; create_app()"],
-                               cwd=root, env=dict(os.environ, **base_env, **env,
-                                                  PYTHONPATH=root),
-                               check=True, capture_output=True, timeout=120)
+                make_tables(root, dict(base_env, **env))
             server = Server(app, dict(base_env, **env), root if app == "app:app" else ROOT,
                             tmp, label.replace(" ", "_").replace(",", "").replace("=", "_"))
             try:

@@ -188,10 +188,10 @@ def test_postgresql_connections_dropped_by_the_server_are_replaced(make_app, dat
                          for pid in pids)
             # Terminating only signals a backend: wait until they are gone,
             # so no request races a connection that is still dying.
-            listed = ", ".join(map(str, pids))
+            ended = ", ".join(map(str, pids))
             deadline = time.monotonic() + 10
             while conn.exec_driver_sql(f"SELECT count(*) FROM pg_stat_activity "
-                                       f"WHERE pid IN ({listed})").scalar_one():
+                                       f"WHERE pid IN ({ended})").scalar_one():
                 assert time.monotonic() < deadline, "PostgreSQL did not end the connections"
                 time.sleep(0.01)
     finally:
