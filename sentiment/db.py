@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from . import walcheckpoint
+
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +164,14 @@ def _sqlite_synchronous(level, dbapi_connection, connection_record):
     cursor.close()
 
 
+def _sqlite_backstop(dbapi_connection, connection_record):
+    """Checkpoints come from walcheckpoint's thread; the connection only
+    steps in if the log grows past BACKSTOP_PAGES."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA wal_autocheckpoint={walcheckpoint.BACKSTOP_PAGES}")
+    cursor.close()
+
+
 def create_tables(attempts=5):
     """Create the missing tables.
 
@@ -189,4 +199,7 @@ def init_app(app):
     with app.app_context():
         if level and db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", partial(_sqlite_synchronous, level))
+        if walcheckpoint.attach(db.engine, app.config["SQLITE_CHECKPOINT_SECONDS"],
+                                level or "NORMAL"):
+            event.listen(db.engine, "connect", _sqlite_backstop)
         create_tables()

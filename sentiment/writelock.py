@@ -28,6 +28,7 @@ import time
 import weakref
 
 from .db import BUSY_TIMEOUT_SECONDS
+from .walcheckpoint import checkpointer_of
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class WriteLock:
         self._fd = None
         self._retry_at = 0.0
         self._warned = False
+        # Told after each write under the lock (sentiment/walcheckpoint.py).
+        self.checkpointer = None
         _locks.add(self)
 
     def __del__(self):
@@ -118,6 +121,8 @@ class WriteLock:
                     fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             threads.release()
+        if self.checkpointer is not None:
+            self.checkpointer.wrote()
 
     @staticmethod
     def _lock_file(fd, deadline):
@@ -139,7 +144,10 @@ class WriteLock:
 
 @functools.lru_cache(maxsize=8)
 def _lock_of(engine):
-    return WriteLock.for_database(engine, BUSY_TIMEOUT_SECONDS / 5)
+    lock = WriteLock.for_database(engine, BUSY_TIMEOUT_SECONDS / 5)
+    if lock is not None:
+        lock.checkpointer = checkpointer_of(engine)
+    return lock
 
 
 def writing(engine):

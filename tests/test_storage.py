@@ -1,11 +1,14 @@
 """How predictions are stored: batches in one statement, SQLite settings,
 tables created by several workers at once."""
+import shutil
+import sqlite3
 import time
 
 import pytest
 import sqlalchemy
 
 from conftest import AUTH
+from sentiment import walcheckpoint
 from sentiment.db import db
 
 
@@ -145,6 +148,62 @@ def test_sqlite_synchronous_full_can_be_chosen(make_app):
 def test_unknown_sqlite_synchronous_is_refused(make_app):
     with pytest.raises(SystemExit, match="SQLITE_SYNCHRONOUS"):
         make_app(SQLITE_SYNCHRONOUS="sometimes")
+
+
+def rows_in_the_database_file_alone(path, tmp_path):
+    """How many predictions the SQLite file holds without its -wal log
+    (what a checkpoint has copied into it), read from a copy of the file;
+    None while it has no table yet or the copy caught a write half done."""
+    copy = tmp_path / "file-alone.sqlite"
+    shutil.copyfile(path, copy)
+    connection = sqlite3.connect(copy)
+    try:
+        return connection.execute("SELECT count(*) FROM prediction").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        connection.close()
+        copy.unlink()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_predictions_reach_the_database_file_soon_after_they_are_stored(
+        make_app, database_url, tmp_path):
+    """A thread checkpoints the log shortly after writes, so no request
+    pays for it and stored rows do not wait in the log for SQLite's 1,000
+    pages (with synchronous=NORMAL: until they are on the disk). The
+    request's own connections checkpoint only far past that."""
+    path = database_url[len("sqlite:///"):]
+    client = make_app(SQLITE_CHECKPOINT_SECONDS=0.05).test_client()
+    for text in ("me encanta", "qué horror", "meh"):
+        assert client.post("/predict", json={"text": text}, headers=AUTH).status_code == 200
+    assert client.post("/predict", json={"texts": ["uno", "dos"]},
+                       headers=AUTH).status_code == 200
+    deadline = time.monotonic() + 10
+    while rows_in_the_database_file_alone(path, tmp_path) != 5:
+        assert time.monotonic() < deadline, "the log was never checkpointed"
+        time.sleep(0.02)
+    assert pragma(client.application, "wal_autocheckpoint") == walcheckpoint.BACKSTOP_PAGES
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_checkpoint_thread_can_be_turned_off(make_app, database_url, tmp_path):
+    """SQLITE_CHECKPOINT_SECONDS=0: SQLite's own checkpoints, in the commit
+    that takes the log past 1,000 pages; a few rows stay in the log."""
+    path = database_url[len("sqlite:///"):]
+    app = make_app(SQLITE_CHECKPOINT_SECONDS=0)
+    client = app.test_client()
+    assert client.post("/predict", json={"text": "me encanta"}, headers=AUTH).status_code == 200
+    time.sleep(0.3)
+    assert rows_in_the_database_file_alone(path, tmp_path) in (None, 0)
+    assert pragma(app, "wal_autocheckpoint") == 1000
+    assert client.get("/predictions", headers=AUTH).get_json()["items"][0]["text"] == "me encanta"
+
+
+@pytest.mark.parametrize("seconds", [-1, 61, float("nan"), "soon"])
+def test_sqlite_checkpoint_seconds_out_of_range_are_refused(make_app, seconds):
+    with pytest.raises(SystemExit, match="SQLITE_CHECKPOINT_SECONDS"):
+        make_app(SQLITE_CHECKPOINT_SECONDS=seconds)
 
 
 def test_workers_racing_to_create_the_tables_retry(make_app, monkeypatch):
