@@ -91,17 +91,22 @@ def main(argv=None):
                 finally:
                     if schema is not None:
                         schema.drop()
-                results[root].append(result["rps"])
+                results[root].append(result)
                 print(f"round {round_number}, {root}: {result['rps']:,.0f} req/s, "
                       f"p99 {result['p99']:.1f} ms, errors {result['errors']}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    for root, values in results.items():
+    for root, runs in results.items():
+        values = [run["rps"] for run in runs]
+        tails = [run["p99"] for run in runs]
         print(f"{root}: median {statistics.median(values):,.0f} req/s "
-              f"[{', '.join(f'{v:,.0f}' for v in values)}]")
+              f"[{', '.join(f'{v:,.0f}' for v in values)}], "
+              f"median p99 {statistics.median(tails):.1f} ms "
+              f"[{', '.join(f'{t:.1f}' for t in tails)}]")
     if len(roots) > 1:
-        first, last = results[roots[0]], results[roots[-1]]
+        first = [run["rps"] for run in results[roots[0]]]
+        last = [run["rps"] for run in results[roots[-1]]]
         won = sum(b > a for a, b in zip(first, last))
         print(f"{roots[-1]} beat {roots[0]} in {won} of {len(first)} rounds")
 

@@ -17,7 +17,9 @@ One run:
 2. starts, one after the other, gunicorn with the repository's
    gunicorn.conf.py on a free port of 127.0.0.1 for: a hello-world Flask app,
    the same with the service's Basic auth only (bench/apps.py), the service on
-   SQLite (a new file in a temporary folder) and the service on PostgreSQL;
+   SQLite (a new file in a temporary folder), the service on PostgreSQL, and
+   hello-world again (its GET / only: the ratios divide by the mean of its two
+   passes, and the report gives the drift between them);
 3. drives each with wrk at each concurrency (1, 8, 16, 32 connections) for
    --duration seconds per cell: GET / for the ceiling apps, and the very
    requests of the one-text predictions (so each figure has a ceiling that
@@ -56,6 +58,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results", "load.md")
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 USERNAME = "bench"
+HELLO_AGAIN = "hello-world, again"
 
 WRK_MISSING = """wrk is not installed; bench.load drives the server with it.
   Debian/Ubuntu: apt-get install -y wrk
@@ -424,6 +427,9 @@ def main(argv=None):
     schema = None
     if not args.no_postgres and postgres_reachable(args.postgres):
         targets.append(("PostgreSQL", "app:app", None, "postgresql"))
+    # The ceiling once more at the end: the ratios divide by the mean of
+    # both passes, and the report says how far the machine drifted.
+    targets.append((HELLO_AGAIN, "bench.apps:hello", {}, None))
 
     rows, memory = [], {}
     try:
@@ -444,6 +450,8 @@ def main(argv=None):
                     scenarios = [("predict, 1 text", scripts["predict1"], 1),
                                  ("predict, 100 texts", scripts["batch100"], 100),
                                  ("feedback", None, 0)]
+                elif label == HELLO_AGAIN:
+                    scenarios = [("GET /", scripts["hello"], 0)]
                 else:
                     # GET / as the classic ceiling, then byte for byte the
                     # requests of "predict, 1 text" (the same bodies, headers
@@ -492,8 +500,10 @@ def main(argv=None):
 
 
 def format_report(rows, memory, model, workers, args, load_before, started, root):
-    hello = {r["connections"]: r["rps"] for r in rows
+    first = {r["connections"]: r["rps"] for r in rows
              if r["target"] == "hello-world" and r["scenario"] == "GET /"}
+    again = {r["connections"]: r["rps"] for r in rows if r["target"] == HELLO_AGAIN}
+    hello = {c: (rps + again[c]) / 2 if again.get(c) else rps for c, rps in first.items()}
     hello_same = {r["connections"]: r["rps"] for r in rows
                   if r["target"] == "hello-world" and r["scenario"] == SAME_REQUESTS}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
@@ -517,7 +527,8 @@ def format_report(rows, memory, model, workers, args, load_before, started, root
         f"(so it takes CPU from the server too), {args.duration} s per cell, 127.0.0.1 only. "
         f"Load average before {load_before[0]:.2f}, after {load_after[0]:.2f}.",
         "",
-        "ratio = requests/s over hello-world's GET / at the same concurrency; "
+        "ratio = requests/s over hello-world's GET / at the same concurrency (the mean of its "
+        "two passes, at the start and at the end of the run); "
         "ratio, same requests = requests/s over hello-world's when it is sent the very "
         "requests of \"predict, 1 text\" (POST /predict, the same JSON bodies and credentials, "
         "the same wrk script); latency in ms; errors = non-2xx answers, timeouts and socket errors.",
@@ -526,6 +537,11 @@ def format_report(rows, memory, model, workers, args, load_before, started, root
         "| p50 | p95 | p99 | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    if again:
+        drift = ", ".join(f"{again[c] / first[c] - 1:+.0%} at {c}" for c in sorted(again)
+                          if first.get(c))
+        out[-2:-2] = [f"The machine's drift over the run: hello-world's GET / at the end against "
+                      f"the start, {drift}.", ""]
     for r in rows:
         ratio = r["rps"] / hello[r["connections"]] if hello.get(r["connections"]) else float("nan")
         same = ""
