@@ -101,17 +101,23 @@ class Feedback(db.Model):
 
     def to_dict(self):
         """The feedback as the API returns it."""
-        return {
-            "id": self.id,
-            "prediction_id": self.prediction_id,
-            "label": self.label,
-            "predicted_label": self.prediction.label,
-            "username": self.username,
-            "role": self.role,
-            "rejected": self.rejected,
-            "created_at": self.created_at.isoformat() + "Z",
-            "updated_at": self.updated_at.isoformat() + "Z",
-        }
+        return feedback_shown(self, self.prediction.label)
+
+
+def feedback_shown(feedback, predicted_label):
+    """A feedback row (anything with its columns as attributes) as the API
+    shows it."""
+    return {
+        "id": feedback.id,
+        "prediction_id": feedback.prediction_id,
+        "label": feedback.label,
+        "predicted_label": predicted_label,
+        "username": feedback.username,
+        "role": feedback.role,
+        "rejected": feedback.rejected,
+        "created_at": feedback.created_at.isoformat() + "Z",
+        "updated_at": feedback.updated_at.isoformat() + "Z",
+    }
 
 
 # How long a SQLite writer waits for another one before "database is locked".
