@@ -110,10 +110,14 @@ def check(config):
     if level and level not in SQLITE_SYNCHRONOUS_LEVELS:
         raise SystemExit(f"SQLITE_SYNCHRONOUS={level!r} is not one of "
                          f"{', '.join(SQLITE_SYNCHRONOUS_LEVELS)}")
-    for key in ("AUTH_RECHECK_SECONDS", "SQLITE_CHECKPOINT_SECONDS"):
+    # (key, smallest value above 0): a checkpoint thread waking every
+    # microsecond would spin.
+    for key, least in (("AUTH_RECHECK_SECONDS", 0), ("SQLITE_CHECKPOINT_SECONDS", 0.01)):
         seconds = config[key]
         # NaN compares false with everything: it would trust a sign-in
         # forever, or never checkpoint.
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
-                or not 0 <= seconds <= 60:
-            raise SystemExit(f"{key}={seconds!r} must be a number of seconds from 0 to 60")
+                or not (seconds == 0 or least <= seconds <= 60):
+            span = f"{least} to 60" if least else "0 to 60"
+            raise SystemExit(f"{key}={seconds!r} must be a number of seconds from {span}"
+                             + (", or 0" if least else ""))

@@ -205,7 +205,12 @@ def init_app(app):
     with app.app_context():
         if level and db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", partial(_sqlite_synchronous, level))
-        if walcheckpoint.attach(db.engine, app.config["SQLITE_CHECKPOINT_SECONDS"],
-                                level or "NORMAL"):
+        checkpointer = walcheckpoint.attach(db.engine, app.config["SQLITE_CHECKPOINT_SECONDS"],
+                                            level or "NORMAL")
+        if checkpointer is not None:
             event.listen(db.engine, "connect", _sqlite_backstop)
+            # Every commit through SQLAlchemy (users, sign-in failures,
+            # feedback, batches); one-text predictions commit on the driver
+            # connection and call wrote() from the write lock.
+            event.listen(db.engine, "commit", lambda connection: checkpointer.wrote())
         create_tables()

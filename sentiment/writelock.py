@@ -110,6 +110,7 @@ class WriteLock:
         threads = self._threads
         if not threads.acquire(timeout=self.timeout):
             yield
+            self._wrote()
             return
         try:
             fd = self._file()
@@ -121,6 +122,9 @@ class WriteLock:
                     fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             threads.release()
+        self._wrote()
+
+    def _wrote(self):
         if self.checkpointer is not None:
             self.checkpointer.wrote()
 

@@ -1,7 +1,10 @@
 """How predictions are stored: batches in one statement, SQLite settings,
 tables created by several workers at once."""
+import base64
+import os
 import shutil
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -150,20 +153,28 @@ def test_unknown_sqlite_synchronous_is_refused(make_app):
         make_app(SQLITE_SYNCHRONOUS="sometimes")
 
 
-def rows_in_the_database_file_alone(path, tmp_path):
-    """How many predictions the SQLite file holds without its -wal log
+def rows_in_the_database_file_alone(path, tmp_path, table="prediction"):
+    """How many rows a table of the SQLite file holds without its -wal log
     (what a checkpoint has copied into it), read from a copy of the file;
-    None while it has no table yet or the copy caught a write half done."""
+    None while it has no such table yet or the copy caught a write half
+    done."""
     copy = tmp_path / "file-alone.sqlite"
     shutil.copyfile(path, copy)
     connection = sqlite3.connect(copy)
     try:
-        return connection.execute("SELECT count(*) FROM prediction").fetchone()[0]
+        return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     except sqlite3.DatabaseError:
         return None
     finally:
         connection.close()
         copy.unlink()
+
+
+def wait_for_rows_in_the_file(path, tmp_path, count, table="prediction", seconds=10):
+    deadline = time.monotonic() + seconds
+    while rows_in_the_database_file_alone(path, tmp_path, table) != count:
+        assert time.monotonic() < deadline, f"{table} never reached {count} rows in the file"
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -179,11 +190,62 @@ def test_sqlite_predictions_reach_the_database_file_soon_after_they_are_stored(
         assert client.post("/predict", json={"text": text}, headers=AUTH).status_code == 200
     assert client.post("/predict", json={"texts": ["uno", "dos"]},
                        headers=AUTH).status_code == 200
-    deadline = time.monotonic() + 10
-    while rows_in_the_database_file_alone(path, tmp_path) != 5:
-        assert time.monotonic() < deadline, "the log was never checkpointed"
-        time.sleep(0.02)
+    wait_for_rows_in_the_file(path, tmp_path, 5)
     assert pragma(client.application, "wal_autocheckpoint") == walcheckpoint.BACKSTOP_PAGES
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_checkpoints_wait_for_a_long_read_then_copy_everything(
+        make_app, database_url, tmp_path):
+    """A reader still on an older snapshot keeps the checkpoint from copying
+    what came after it; once the reader is done, the rest is copied too."""
+    path = database_url[len("sqlite:///"):]
+    client = make_app(SQLITE_CHECKPOINT_SECONDS=0.05).test_client()
+    assert client.post("/predict", json={"text": "primero"}, headers=AUTH).status_code == 200
+    wait_for_rows_in_the_file(path, tmp_path, 1)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM prediction").fetchone()[0] == 1
+        for text in ("segundo", "tercero"):
+            assert client.post("/predict", json={"text": text}, headers=AUTH).status_code == 200
+        time.sleep(0.3)
+        assert rows_in_the_database_file_alone(path, tmp_path) == 1
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    wait_for_rows_in_the_file(path, tmp_path, 3)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_writes_outside_predictions_are_checkpointed_too(make_app, database_url, tmp_path):
+    """Users and failed sign-ins commit through the ORM, not the write lock."""
+    path = database_url[len("sqlite:///"):]
+    client = make_app(SQLITE_CHECKPOINT_SECONDS=0.05).test_client()
+    created = client.post("/users", json={"username": "ana", "password": "una clave larga 123"},
+                          headers=AUTH)
+    assert created.status_code == 201, created.get_json()
+    wait_for_rows_in_the_file(path, tmp_path, 1, table='"user"')
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"ana:not it").decode()}
+    assert client.get("/predictions", headers=wrong).status_code == 401
+    wait_for_rows_in_the_file(path, tmp_path, 2, table="login_failure")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_checkpoint_thread_ends_when_idle_and_a_later_write_starts_another(
+        make_app, database_url, tmp_path, monkeypatch):
+    monkeypatch.setattr(walcheckpoint, "IDLE_EXIT", 0.2)
+    path = database_url[len("sqlite:///"):]
+    name = f"sqlite-checkpoint {os.path.abspath(path)}"
+    client = make_app(SQLITE_CHECKPOINT_SECONDS=0.05).test_client()
+    assert client.post("/predict", json={"text": "antes"}, headers=AUTH).status_code == 200
+    wait_for_rows_in_the_file(path, tmp_path, 1)
+    deadline = time.monotonic() + 10
+    while any(thread.name == name for thread in threading.enumerate()):
+        assert time.monotonic() < deadline, "the idle checkpoint thread never ended"
+        time.sleep(0.05)
+    assert client.post("/predict", json={"text": "después"}, headers=AUTH).status_code == 200
+    wait_for_rows_in_the_file(path, tmp_path, 2)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -200,7 +262,7 @@ def test_sqlite_checkpoint_thread_can_be_turned_off(make_app, database_url, tmp_
     assert client.get("/predictions", headers=AUTH).get_json()["items"][0]["text"] == "me encanta"
 
 
-@pytest.mark.parametrize("seconds", [-1, 61, float("nan"), "soon"])
+@pytest.mark.parametrize("seconds", [-1, 0.001, 61, float("nan"), "soon"])
 def test_sqlite_checkpoint_seconds_out_of_range_are_refused(make_app, seconds):
     with pytest.raises(SystemExit, match="SQLITE_CHECKPOINT_SECONDS"):
         make_app(SQLITE_CHECKPOINT_SECONDS=seconds)
