@@ -11,6 +11,7 @@ and goes round again, so a drift falls on every checkout alike:
     python -m bench.alternate /tmp/before .             # one text, SQLite
     python -m bench.alternate /tmp/before . --postgres  # one text, PostgreSQL
     python -m bench.alternate /tmp/before . --batch     # 100 texts per request
+    python -m bench.alternate /tmp/before . --feedback  # feedback on stored predictions
 
 It prints every run and, per checkout, the median and every value, and how
 many rounds the last checkout beat the first.
@@ -29,17 +30,23 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from bench.load import (  # noqa: E402
-    DEFAULT_POSTGRES, USERNAME, WRK_MISSING, PostgresSchema, Server, batch_bodies, lua_script,
-    make_tables, run_wrk, sample_texts)
+    DEFAULT_POSTGRES, USERNAME, WRK_MISSING, PostgresSchema, Server, batch_bodies, http,
+    lua_script, make_tables, run_wrk, sample_texts)
 
 
-def serve_and_load(root, env, script, connections, duration, tmp):
+def serve_and_load(root, env, script, connections, duration, tmp, seed=None):
     """One run of one checkout: its tables made, its server up and warm,
-    then wrk. The result of run_wrk."""
+    then wrk. `seed`: (auth, texts) stored first, for feedback to be given
+    on. The result of run_wrk."""
     make_tables(root, env)
     server = Server("app:app", env, root, tmp, "alternate")
     try:
         server.wait_ready("/health", None, int(env.get("WEB_CONCURRENCY", os.cpu_count())))
+        if seed is not None:
+            status, body = http(server.base, "/predict", seed[0], {"texts": seed[1]})
+            if status != 200:
+                raise SystemExit(f"{root}: storing the predictions to give feedback on: "
+                                 f"{status} {body[:200]!r}")
         run_wrk(server.base, script, 4, 2)
         return run_wrk(server.base, script, connections, duration)
     finally:
@@ -52,7 +59,10 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=int, default=6, help="seconds per run (6)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--batch", action="store_true", help="100 texts per request")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--batch", action="store_true", help="100 texts per request")
+    kind.add_argument("--feedback", action="store_true",
+                      help="feedback on 100 stored predictions (random ids and labels)")
     parser.add_argument("--postgres", nargs="?", const=os.environ.get(
         "BENCH_POSTGRES_URL", DEFAULT_POSTGRES), default=None, metavar="URL",
         help="on PostgreSQL (a throw-away schema per run) instead of SQLite")
@@ -67,11 +77,16 @@ def main(argv=None):
     texts = sample_texts()
     password = secrets.token_urlsafe(16)
     auth = "Basic " + base64.b64encode(f"{USERNAME}:{password}".encode()).decode()
-    bodies = batch_bodies(texts) if args.batch else [{"text": t} for t in texts[:200]]
     tmp = tempfile.mkdtemp(prefix="bench-alternate-")
-    script = os.path.join(tmp, "predict.lua")
+    script = os.path.join(tmp, "load.lua")
+    seed = None
     with open(script, "w") as fh:
-        fh.write(lua_script("POST", "/predict", auth, bodies=bodies))
+        if args.feedback:
+            seed = (auth, texts[:100])
+            fh.write(lua_script("POST", "/feedback", auth, feedback_ids=len(seed[1])))
+        else:
+            bodies = batch_bodies(texts) if args.batch else [{"text": t} for t in texts[:200]]
+            fh.write(lua_script("POST", "/predict", auth, bodies=bodies))
     results = {root: [] for root in roots}
     try:
         for round_number in range(1, args.rounds + 1):
@@ -87,7 +102,7 @@ def main(argv=None):
                         tmp, f"round{round_number}-{index}.sqlite")
                 try:
                     result = serve_and_load(root, env, script, args.connections, args.duration,
-                                            tmp)
+                                            tmp, seed)
                 finally:
                     if schema is not None:
                         schema.drop()
