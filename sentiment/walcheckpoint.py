@@ -37,6 +37,8 @@ import time
 import weakref
 from urllib.parse import quote
 
+from .afterfork import forget_in_child
+
 log = logging.getLogger(__name__)
 
 # The request's connections still checkpoint when the log reaches this many
@@ -51,17 +53,7 @@ IDLE_EXIT = 30.0
 # no sooner than this.
 _RETRY_AFTER = 60.0
 
-_checkpointers = weakref.WeakSet()
 _by_engine = weakref.WeakKeyDictionary()
-
-
-def _after_fork_in_child():
-    for checkpointer in list(_checkpointers):
-        checkpointer._forget_parent()
-
-
-# The thread and its connection stay with the parent; a child starts its own.
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Checkpointer:
@@ -78,7 +70,9 @@ class Checkpointer:
         self._running = False
         self._retry_at = 0.0
         self._warned = False
-        _checkpointers.add(self)
+        # The thread and its connection stay with the parent; a child
+        # starts its own.
+        forget_in_child(self)
 
     def _forget_parent(self):
         self._lock = threading.Lock()

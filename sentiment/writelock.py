@@ -25,8 +25,8 @@ import logging
 import os
 import threading
 import time
-import weakref
 
+from .afterfork import forget_in_child
 from .db import BUSY_TIMEOUT_SECONDS
 from .walcheckpoint import checkpointer_of
 
@@ -37,18 +37,6 @@ _LONGEST_PAUSE = 0.001
 # After the lock file could not be opened, try again this much later.
 _REOPEN_AFTER = 60.0
 
-_locks = weakref.WeakSet()
-
-
-def _after_fork_in_child():
-    for lock in list(_locks):
-        lock._forget_parent()
-
-
-# An flock belongs to an open file, which a forked child shares with its
-# parent: each process opens its own. A thread of the parent may also have
-# held the thread lock at the fork; the child's copy would never be freed.
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class WriteLock:
@@ -64,7 +52,9 @@ class WriteLock:
         self._warned = False
         # Told after each write under the lock (sentiment/walcheckpoint.py).
         self.checkpointer = None
-        _locks.add(self)
+        # An flock belongs to an open file, which a forked child shares with
+        # its parent: each process opens its own.
+        forget_in_child(self)
 
     def __del__(self):
         if self._fd is not None:
