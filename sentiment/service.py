@@ -284,8 +284,11 @@ def check_may_see(prediction):
 _FEEDBACK = Feedback.__table__
 _OWNER = db.select(_PREDICTION.c.id, _PREDICTION.c.username, _PREDICTION.c.label).where(
     _PREDICTION.c.id == bindparam("id"))
-_EXISTING = db.select(_FEEDBACK.c.id, _FEEDBACK.c.created_at, _FEEDBACK.c.rejected).where(
-    _FEEDBACK.c.prediction_id == bindparam("prediction_id"))
+# Only the columns given change: a user's feedback never writes `rejected`,
+# so an admin's veto committed meanwhile stands.
+_REPLACE = _FEEDBACK.update().where(
+    _FEEDBACK.c.prediction_id == bindparam("target")).returning(
+    _FEEDBACK.c.id, _FEEDBACK.c.created_at, _FEEDBACK.c.rejected)
 _ADD = insert(_FEEDBACK).returning(_FEEDBACK.c.id)
 
 
@@ -295,10 +298,6 @@ class StoredFeedback(SimpleNamespace):
 
     def to_dict(self):
         return feedback_shown(self, self.predicted_label)
-
-
-class _Replaced(Exception):
-    """The feedback row went away between reading and updating it."""
 
 
 def give_feedback(prediction_id, label):
@@ -317,34 +316,33 @@ def give_feedback(prediction_id, label):
     engine = db.engine
     for _ in range(2):
         try:
-            # SQLite: read and write under the write lock, so no other
-            # writer slips in between (sentiment/writelock.py).
+            # SQLite: take turns with the prediction writers
+            # (sentiment/writelock.py). The UPDATE sets only its columns,
+            # so what others commit meanwhile (an admin's rejection) stays.
             with engine.connect() as connection, writing(engine), connection.begin():
                 prediction = connection.execute(_OWNER, {"id": checked}).first()
                 if prediction is None:
                     raise _not_found(prediction_id)
                 check_may_see(prediction)
-                existing = connection.execute(_EXISTING, {"prediction_id": checked}).first()
                 now = utcnow()
-                values = {"prediction_id": checked, "label": label, "username": g.username,
-                          "role": g.role, "updated_at": now}
-                if existing is None:
+                changes = {"label": label, "username": g.username, "role": g.role,
+                           "updated_at": now}
+                values = dict(changes, prediction_id=checked)
+                changes["target"] = checked
+                if g.role == "admin":
+                    # An admin's own correction is trusted; a user re-sending
+                    # a rejected correction does not lift the rejection.
+                    changes["rejected"] = False
+                replaced = connection.execute(_REPLACE, changes).first()
+                if replaced is None:
                     values.update(rejected=False, created_at=now)
                     values["id"] = connection.execute(_ADD, values).scalar_one()
                 else:
-                    # An admin's own correction is trusted; a user re-sending
-                    # a rejected correction does not lift the rejection.
-                    values.update(id=existing.id, created_at=existing.created_at,
-                                  rejected=False if g.role == "admin" else existing.rejected)
-                    changed = connection.execute(
-                        _FEEDBACK.update().where(_FEEDBACK.c.id == existing.id),
-                        {k: values[k] for k in ("label", "username", "role", "rejected",
-                                                "updated_at")})
-                    if changed.rowcount != 1:
-                        raise _Replaced
-            return StoredFeedback(predicted_label=prediction.label, **values), existing is None
-        except (IntegrityError, _Replaced):
-            # Another request stored (or removed) feedback for this
-            # prediction first: go again, as a later feedback would.
+                    values.update(id=replaced.id, created_at=replaced.created_at,
+                                  rejected=replaced.rejected)
+            return StoredFeedback(predicted_label=prediction.label, **values), replaced is None
+        except IntegrityError:
+            # Another request stored feedback for this prediction first:
+            # replace theirs, as a later feedback would.
             continue
     raise BadInput("the feedback could not be stored, try again", status=409)

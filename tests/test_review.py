@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 import pytest
+import sqlalchemy
 
 from conftest import AUTH, add_user
 from helpers import run_train, write_tiny_corpus
@@ -52,6 +53,37 @@ def test_a_user_cannot_lift_a_rejection_by_sending_it_again(app, client, correct
     assert again.status_code == 200 and again.get_json()["rejected"] is True
     assert "la sopa estaba fría" not in trained_texts(app)
     assert client.post(f"/feedback/{fid}/reject", headers=ana).status_code == 403
+
+
+def test_a_rejection_committed_while_a_user_resends_their_feedback_stands(app, client, corrected):
+    """An admin (another worker) rejects the row between the moment a user's
+    new feedback starts and its write: the user's write must not put back
+    the `rejected` it would have read before."""
+    made, ana = corrected
+    pid, fid = made["la sopa estaba fría"]
+    other = sqlalchemy.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    fired = []
+
+    def admin_rejects_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE FEEDBACK") and not fired:
+            fired.append(statement)
+            with other.begin() as connection:
+                connection.execute(sqlalchemy.text(
+                    "UPDATE feedback SET rejected = :yes WHERE id = :id"), {"yes": True, "id": fid})
+
+    with app.app_context():
+        engine = db.engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", admin_rejects_first)
+    try:
+        again = client.post("/feedback", json={"prediction_id": pid, "label": "positive"},
+                            headers=ana)
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", admin_rejects_first)
+        other.dispose()
+    assert fired
+    assert again.status_code == 200, again.get_json()
+    assert again.get_json()["rejected"] is True and again.get_json()["label"] == "positive"
+    assert "la sopa estaba fría" not in trained_texts(app)
 
 
 def test_reject_from_the_command_line(app, runner, corrected):
