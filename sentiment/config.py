@@ -118,6 +118,5 @@ def check(config):
         # forever, or never checkpoint.
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
                 or not (seconds == 0 or least <= seconds <= 60):
-            span = f"{least} to 60" if least else "0 to 60"
-            raise SystemExit(f"{key}={seconds!r} must be a number of seconds from {span}"
+            raise SystemExit(f"{key}={seconds!r} must be a number of seconds from {least} to 60"
                              + (", or 0" if least else ""))

@@ -1,6 +1,7 @@
 """The database: users, predictions, the feedback people give on them, and
 recent failed sign-ins (shared by every gunicorn worker)."""
 import logging
+import os
 import time
 from datetime import datetime, timezone
 from functools import partial
@@ -162,19 +163,21 @@ def _add_missing_columns():
                 raise
 
 
-def _sqlite_synchronous(level, dbapi_connection, connection_record):
-    """PRAGMA synchronous for this app's SQLite connections: how often a
-    commit waits for the disk (see README, Performance)."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA synchronous={level}")
-    cursor.close()
+def sqlite_file(engine):
+    """The absolute path of the SQLite file behind the engine, or None
+    (another database, or one in memory)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
 
 
-def _sqlite_backstop(dbapi_connection, connection_record):
-    """Checkpoints come from walcheckpoint's thread; the connection only
-    steps in if the log grows past BACKSTOP_PAGES."""
+def _sqlite_pragma(statement, dbapi_connection, connection_record):
+    """One of this app's settings on each new SQLite connection."""
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA wal_autocheckpoint={walcheckpoint.BACKSTOP_PAGES}")
+    cursor.execute(statement)
     cursor.close()
 
 
@@ -204,13 +207,19 @@ def init_app(app):
     level = str(app.config.get("SQLITE_SYNCHRONOUS") or "").upper()
     with app.app_context():
         if level and db.engine.dialect.name == "sqlite":
-            event.listen(db.engine, "connect", partial(_sqlite_synchronous, level))
-        checkpointer = walcheckpoint.attach(db.engine, app.config["SQLITE_CHECKPOINT_SECONDS"],
+            # How often a commit waits for the disk (see README, Performance).
+            event.listen(db.engine, "connect",
+                         partial(_sqlite_pragma, f"PRAGMA synchronous={level}"))
+        checkpointer = walcheckpoint.attach(db.engine, sqlite_file(db.engine),
+                                            app.config["SQLITE_CHECKPOINT_SECONDS"],
                                             level or "NORMAL")
         if checkpointer is not None:
-            event.listen(db.engine, "connect", _sqlite_backstop)
+            # Checkpoints come from the thread; a request's connection only
+            # steps in if the log grows past BACKSTOP_PAGES.
+            event.listen(db.engine, "connect", partial(
+                _sqlite_pragma, f"PRAGMA wal_autocheckpoint={walcheckpoint.BACKSTOP_PAGES}"))
             # Every commit through SQLAlchemy (users, sign-in failures,
             # feedback, batches); one-text predictions commit on the driver
-            # connection and call wrote() from the write lock.
+            # connection and tell the checkpointer themselves (_store_one).
             event.listen(db.engine, "commit", lambda connection: checkpointer.wrote())
         create_tables()

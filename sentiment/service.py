@@ -11,6 +11,7 @@ from . import LABELS
 from .db import Feedback, Prediction, db, feedback_shown, utcnow
 from .errors import BadInput
 from .model import ModelUnavailable
+from .walcheckpoint import checkpointer_of
 from .writelock import writing
 
 # Ids are INTEGER columns: PostgreSQL refuses a larger number in a query
@@ -144,6 +145,7 @@ class _Inserts:
                            f"ORDER BY position RETURNING {quote(_PREDICTION.c.id.name)}")
         self.engine = engine
         self.driver_error = dialect.loaded_dbapi.Error
+        self.checkpointer = checkpointer_of(engine)
 
     def parameters(self, values):
         """One row's values (in _COLUMNS order) as the driver takes them."""
@@ -199,6 +201,9 @@ class _Inserts:
                     cursor.execute(self.sql, parameters)
                     new_id = cursor.lastrowid
                     raw.commit()
+                if self.checkpointer is not None:
+                    # A commit SQLAlchemy's commit event does not see.
+                    self.checkpointer.wrote()
             else:
                 # One statement is a transaction by itself, committed before
                 # the server answers: no BEGIN and COMMIT round trips.

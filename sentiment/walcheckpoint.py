@@ -12,8 +12,8 @@ from 37.5 to 28.4 ms (as low as with no checkpoint at all, 28.2), at the
 same throughput (bench.alternate, 6 rounds of 8 s).
 
 Here the request's connections leave the log alone up to BACKSTOP_PAGES
-and every commit (SQLAlchemy's commit event, and the write lock for the
-one-text predictions that commit on the driver connection) wakes a thread
+and every commit (SQLAlchemy's commit event, and the one-text
+predictions that commit on the driver connection themselves) wakes a thread
 of this process, which waits `seconds`, then runs a PASSIVE checkpoint on
 a connection of its own: it copies what it can without waiting for, or
 blocking, readers and writers (SQLite releases the GIL meanwhile). When a
@@ -30,7 +30,6 @@ snapshot), where before a quiet service could leave its last commits in
 the log, unsynced, until 1,000 pages had piled up.
 """
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -137,18 +136,14 @@ class Checkpointer:
                         "by itself (%s: %s)", self.path, exc.__class__.__name__, exc)
 
 
-def attach(engine, seconds, synchronous):
-    """Checkpoint a SQLite file engine's WAL from a thread `seconds` after
-    writes: its Checkpointer, or None for another database, one in memory,
-    or seconds 0. The caller sets BACKSTOP_PAGES on its connections and
-    calls wrote() after commits."""
-    if engine.dialect.name != "sqlite" or not seconds:
+def attach(engine, path, seconds, synchronous):
+    """Checkpoint the WAL of the engine's SQLite file at `path` from a
+    thread `seconds` after writes: its Checkpointer, or None when there is
+    no file (path None) or seconds is 0. The caller sets BACKSTOP_PAGES on
+    its connections and calls wrote() after commits."""
+    if path is None or not seconds:
         return None
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    checkpointer = _by_engine[engine] = Checkpointer(os.path.abspath(database), seconds,
-                                                     synchronous)
+    checkpointer = _by_engine[engine] = Checkpointer(path, seconds, synchronous)
     return checkpointer
 
 

@@ -27,8 +27,7 @@ import threading
 import time
 
 from .afterfork import forget_in_child
-from .db import BUSY_TIMEOUT_SECONDS
-from .walcheckpoint import checkpointer_of
+from .db import BUSY_TIMEOUT_SECONDS, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,6 @@ _FIRST_PAUSE = 0.00005
 _LONGEST_PAUSE = 0.001
 # After the lock file could not be opened, try again this much later.
 _REOPEN_AFTER = 60.0
-
 
 
 class WriteLock:
@@ -50,8 +48,6 @@ class WriteLock:
         self._fd = None
         self._retry_at = 0.0
         self._warned = False
-        # Told after each write under the lock (sentiment/walcheckpoint.py).
-        self.checkpointer = None
         # An flock belongs to an open file, which a forked child shares with
         # its parent: each process opens its own.
         forget_in_child(self)
@@ -72,12 +68,8 @@ class WriteLock:
     def for_database(cls, engine, timeout):
         """The lock of a SQLite file database, or None (another database,
         or one in memory)."""
-        if engine.dialect.name != "sqlite":
-            return None
-        database = engine.url.database
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        return cls(f"{os.path.abspath(database)}-write.lock", timeout)
+        path = sqlite_file(engine)
+        return cls(f"{path}-write.lock", timeout) if path is not None else None
 
     def _file(self):
         """This process's descriptor of the lock file, or None."""
@@ -100,7 +92,6 @@ class WriteLock:
         threads = self._threads
         if not threads.acquire(timeout=self.timeout):
             yield
-            self._wrote()
             return
         try:
             fd = self._file()
@@ -112,11 +103,6 @@ class WriteLock:
                     fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             threads.release()
-        self._wrote()
-
-    def _wrote(self):
-        if self.checkpointer is not None:
-            self.checkpointer.wrote()
 
     @staticmethod
     def _lock_file(fd, deadline):
@@ -138,10 +124,7 @@ class WriteLock:
 
 @functools.lru_cache(maxsize=8)
 def _lock_of(engine):
-    lock = WriteLock.for_database(engine, BUSY_TIMEOUT_SECONDS / 5)
-    if lock is not None:
-        lock.checkpointer = checkpointer_of(engine)
-    return lock
+    return WriteLock.for_database(engine, BUSY_TIMEOUT_SECONDS / 5)
 
 
 def writing(engine):
