@@ -6,7 +6,7 @@ import pickle
 import threading
 import math
 import time
-from itertools import chain
+from itertools import chain, repeat
 
 import numpy as np
 import sklearn
@@ -167,16 +167,18 @@ class _Tfidf:
         self.idf = vectorizer.idf_ if vectorizer.use_idf else None
         self.norm = vectorizer.norm
 
+    def _features(self, text, normalized=None):
+        """The analyzer's features of the text. `normalized` is
+        normalize(text), if the caller has it."""
+        if normalized is not None and self.from_normalized is not None:
+            return self.from_normalized(normalized)
+        return self.analyze(text)
+
     def _indices(self, text, normalized=None):
         """The vocabulary columns of the text's features, repeats kept,
-        features outside the vocabulary dropped. `normalized` is
-        normalize(text), if the caller has it."""
+        features outside the vocabulary dropped."""
         get = self.vocabulary.get
-        if normalized is not None and self.from_normalized is not None:
-            features = self.from_normalized(normalized)
-        else:
-            features = self.analyze(text)
-        return [j for j in map(get, features) if j is not None]
+        return [j for j in map(get, self._features(text, normalized)) if j is not None]
 
     def _column_arrays(self, text, normalized=None):
         """_indices as a list of one integer array."""
@@ -239,14 +241,23 @@ class _Tfidf:
         """The tf-idf matrix of the texts as (rows, columns, values), sorted
         by row then column like sklearn's CSR matrix; `normalized` holds
         normalize(text) or None for each text."""
-        features = list(map(self.indices, texts, normalized))
-        lengths = np.fromiter(map(len, features), dtype=np.intp, count=len(features))
+        # Every text's features looked up at once, without a Python loop
+        # per feature: map() and fromiter() run in C, and a text's row is
+        # repeated once per feature (per word, for char_wb) by numpy.
+        # (100-text requests: 10 -> 3 us per text for the word features.)
+        per_text = list(map(self.column_arrays if self.indices_are_array else self._features,
+                            texts, normalized))
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64),
+                         np.fromiter(map(len, per_text), dtype=np.intp, count=len(per_text)))
         if self.indices_are_array:
-            found = (np.concatenate(features) if features else _NO_COLUMNS).astype(np.int64)
+            arrays = list(chain.from_iterable(per_text))
+            rows = np.repeat(rows, np.fromiter(map(len, arrays), dtype=np.intp, count=len(arrays)))
+            found = (np.concatenate(arrays) if arrays else _NO_COLUMNS).astype(np.int64)
         else:
-            found = np.fromiter(chain.from_iterable(features), dtype=np.int64,
-                                count=int(lengths.sum()))
-        rows = np.repeat(np.arange(len(features), dtype=np.int64), lengths)
+            found = np.fromiter(map(self.vocabulary.get, chain.from_iterable(per_text), repeat(-1)),
+                                dtype=np.int64, count=rows.size)
+            known = found >= 0
+            rows, found = rows[known], found[known]
         if not found.size:
             return rows, found, np.zeros(0, dtype=self.dtype)
         # One sort of row * width + column orders every row's columns; equal
@@ -261,7 +272,7 @@ class _Tfidf:
             # column order (bincount adds in input order), each value divided
             # in float64. Rows without any feature stay empty.
             parts = np.abs(data) if self.norm == "l1" else data * data
-            totals = np.bincount(rows, weights=parts, minlength=len(features))
+            totals = np.bincount(rows, weights=parts, minlength=len(texts))
             if self.norm == "l2":
                 totals = np.sqrt(totals)
             totals[totals == 0.0] = 1.0

@@ -10,7 +10,8 @@ import unicodedata
 _URL = re.compile(r"(https?://\S+|www\.\S+)")
 _MENTION = re.compile(r"@\w+")
 # Three or more of the same character: "buenísimooo", "sooo good", "!!!!"
-_ELONGATED = re.compile(r"(.)\1{2,}")
+# (the same as (.)\1{2,}, which re searches half as fast).
+_ELONGATED = re.compile(r"(.)\1\1+")
 
 # Emoticons carry a lot of sentiment in short informal texts but are split
 # apart by word tokenisers, so they are turned into words first.
@@ -99,10 +100,19 @@ def normalize(text):
         text = _URL.sub(" url ", text)
     if "@" in text:
         text = _MENTION.sub(" @user ", text)
+    # The text's characters once, not once per pattern. A substitution only
+    # takes characters away that the checks look for (the words it puts in
+    # have none of them), so a stale set at worst runs a search for nothing.
+    present = set(text)
     for pattern, word, needs in _EMOTICONS:
-        if not needs.isdisjoint(text):
+        if not needs.isdisjoint(present):
             text = pattern.sub(word, text)
-    text = text.translate(_EMOJI_WORDS).lower().replace("’", "'")
+    if text.isascii():
+        # No emoji and no ’ to look for (isascii() is a flag, not a scan),
+        # and lower() keeps ASCII text ASCII.
+        text = text.lower()
+    else:
+        text = text.translate(_EMOJI_WORDS).lower().replace("’", "'")
     text = strip_accents(text)
     text = _ELONGATED.sub(r"\1\1", text)
     # The same as re.sub(r"\s+", " ", text).strip(): \s and str.split()
