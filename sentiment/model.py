@@ -237,9 +237,9 @@ class _Tfidf:
                 data = (data.astype(np.float64) / total).astype(self.dtype)
         return columns, data
 
-    def transform(self, texts, normalized):
-        """The tf-idf matrix of the texts as (rows, columns, values), sorted
-        by row then column like sklearn's CSR matrix; `normalized` holds
+    def found(self, texts, normalized):
+        """(row, column) of every known feature of the texts, repeats kept,
+        as two int64 arrays in no particular order; `normalized` holds
         normalize(text) or None for each text."""
         # Every text's features looked up at once, without a Python loop
         # per feature: map() and fromiter() run in C, and a text's row is
@@ -258,6 +258,13 @@ class _Tfidf:
                                 dtype=np.int64, count=rows.size)
             known = found >= 0
             rows, found = rows[known], found[known]
+        return rows, found
+
+    def transform(self, texts, normalized):
+        """The tf-idf matrix of the texts as (rows, columns, values), sorted
+        by row then column like sklearn's CSR matrix; `normalized` as for
+        found()."""
+        rows, found = self.found(texts, normalized)
         if not found.size:
             return rows, found, np.zeros(0, dtype=self.dtype)
         # One sort of row * width + column orders every row's columns; equal
@@ -335,7 +342,9 @@ class FastPath:
     def decision_function(self, texts, normalized):
         """coef_ . features + intercept, each row summed in column order in
         the same dtype as scipy's sparse-times-dense product (csr_matvecs);
-        `normalized` as for _Tfidf.transform."""
+        `normalized` as for _Tfidf.found."""
+        if self.joint is not None:
+            return self._decision_joint(texts, normalized)
         parts = [v.transform(texts, normalized) for v in self.vectorizers]
         rows = np.concatenate([p[0] for p in parts])
         columns = np.concatenate([p[1] + offset for p, offset in zip(parts, self.offsets)])
@@ -344,14 +353,47 @@ class FastPath:
         # one's, so a stable sort by row gives every row in column order.
         order = np.argsort(rows, kind="stable")
         rows, columns, values = rows[order], columns[order], values[order]
-        # The rows as the very CSR matrix scikit-learn builds (each row's
-        # columns in order, the same dtype), multiplied by scipy's own
-        # csr_matvecs as in sklearn: the same additions in the same order.
-        # It replaced a padded running sum in numpy (9 -> 2 us per text).
-        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
-        matrix = csr_matrix((values, columns, indptr), shape=(len(texts), self.coef_t.shape[0]))
+        return self._product(rows, columns, values, len(texts))
+
+    def _product(self, rows, columns, values, count):
+        """The CSR matrix of `count` rows (rows sorted, each row's columns
+        in order), times coef_, plus the intercept."""
+        # The very CSR matrix scikit-learn builds (the same dtype),
+        # multiplied by scipy's own csr_matvecs as in sklearn: the same
+        # additions in the same order. It replaced a padded running sum in
+        # numpy (9 -> 2 us per text).
+        indptr = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=count), out=indptr[1:])
+        matrix = csr_matrix((values.astype(self.dtype, copy=False), columns, indptr),
+                            shape=(count, self.coef_t.shape[0]))
         return matrix @ self.coef_t + self.intercept
+
+    def _decision_joint(self, texts, normalized):
+        """decision_function with the vectorizers' columns side by side, as
+        _decision_one_joint does for one text: one sort of (row, column)
+        for all of them, where each vectorizer sorted its own and the union
+        was sorted again by row (100-text requests: about 8 -> 4 us of numpy
+        per text). Each block of a row still gets its own norm, its squares
+        added in column order, as before."""
+        parts = [v.found(texts, normalized) for v in self.vectorizers]
+        rows = np.concatenate([p[0] for p in parts])
+        found = np.concatenate([p[1] + offset if offset else p[1]
+                                for p, offset in zip(parts, self.offsets)])
+        count = len(texts)
+        if not found.size:
+            return self._product(rows, found, np.zeros(0, dtype=self.dtype), count)
+        width = self.coef_t.shape[0]
+        keys, counts = _counted(rows * width + found)
+        rows, columns = np.divmod(keys, width)
+        first = self.vectorizers[0]
+        data = counts.astype(first.dtype)
+        _weigh(data, columns, first.binary, first.sublinear, self.joint["idf"])
+        blocks = len(self.vectorizers)
+        group = rows * blocks + np.searchsorted(self.joint["starts"], columns, side="right")
+        totals = np.sqrt(np.bincount(group, weights=data * data, minlength=count * blocks))
+        totals[totals == 0.0] = 1.0
+        data = (data / totals[group]).astype(first.dtype)
+        return self._product(rows, columns, data, count)
 
     def decision_one(self, text, normalized=None):
         """decision_function([text])[0] with the fewest numpy calls: the

@@ -115,6 +115,29 @@ def test_fast_path_is_generic(features, labels):
     np.testing.assert_allclose(singles, expected, rtol=0, atol=1e-6)
 
 
+def test_vectorizers_weighed_alike_share_one_batch_path():
+    """Three vectorizers with the same weighting go through the batch path
+    that sorts all their columns at once; every block of a row keeps its own
+    norm, and the answers are scikit-learn's to the last bit."""
+    texts, y = tiny_rows()
+    pipeline = Pipeline([
+        ("features", FeatureUnion([
+            ("w", TfidfVectorizer(analyzer=word_features, sublinear_tf=True)),
+            ("c", TfidfVectorizer(preprocessor=normalize, analyzer="char", ngram_range=(1, 3),
+                                  sublinear_tf=True)),
+            ("cw", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), max_features=200,
+                                   sublinear_tf=True)),
+        ])),
+        ("clf", LogisticRegression(C=10.0)),
+    ])
+    pipeline.fit(texts, y)
+    fast = FastPath(pipeline)
+    assert fast.joint is not None
+    probe = texts + EDGE_TEXTS + list(CHECK_TEXTS)
+    np.testing.assert_array_equal(fast.predict_proba(probe, one_by_one=False),
+                                  pipeline.predict_proba(probe))
+
+
 @pytest.mark.parametrize("pipeline", [
     lambda: Pipeline([("f", TfidfVectorizer()), ("clf", SGDClassifier(loss="log_loss"))]),
     lambda: Pipeline([("f", CountVectorizer()), ("clf", LogisticRegression())]),
