@@ -19,12 +19,16 @@ One run:
    the same with the service's Basic auth only (bench/apps.py), the service on
    SQLite (a new file in a temporary folder), the service on PostgreSQL, and
    hello-world again (its GET / only: the ratios divide by the mean of its two
-   passes, and the report gives the drift between them);
+   passes, and the report gives the drift between them); all along, a second
+   hello-world server waits idle beside the service;
 3. drives each with wrk at each concurrency (1, 8, 16, 32 connections) for
    --duration seconds per cell: GET / for the ceiling apps, and the very
    requests of the one-text predictions (so each figure has a ceiling that
    costs wrk and the network the same); POST /predict with one text,
-   POST /predict with 100 texts, POST /feedback for the service;
+   POST /predict with 100 texts, POST /feedback for the service, each cell of
+   the service just after a cell of GET / on the waiting hello-world server at
+   the same concurrency (--no-paired: not), for a "paired" ratio that the
+   machine's drift over the run cannot skew;
 4. reads the resident memory of every worker;
 5. prints the table and writes it to bench/results/load.md with the machine's
    CPU count, load average and the settings used.
@@ -374,6 +378,8 @@ def main(argv=None):
     parser.add_argument("--root", default=ROOT,
                         help="the checkout to serve (to compare against another commit)")
     parser.add_argument("--output", default=RESULTS, help="Markdown file ('-' for none)")
+    parser.add_argument("--no-paired", action="store_true",
+                        help="no GET / on hello-world just before each cell of the service")
     args = parser.parse_args(argv)
 
     if shutil.which("wrk") is None:
@@ -432,7 +438,15 @@ def main(argv=None):
     targets.append((HELLO_AGAIN, "bench.apps:hello", {}, None))
 
     rows, memory = [], {}
+    # A shared machine's speed drifts by tens of per cent within minutes: a
+    # ceiling measured seconds before each cell of the service gives a ratio
+    # that drift cannot skew. Idle, its workers take no CPU from the others.
+    paired = None
     try:
+        if not args.no_paired:
+            paired = Server("bench.apps:hello", base_env, ROOT, tmp, "paired_hello-world")
+            paired.wait_ready("/", None, workers)
+            run_wrk(paired.base, scripts["hello"], 4, 2)
         for label, app, env, database in targets:
             if database == "postgresql":
                 schema = PostgresSchema(args.postgres)
@@ -467,10 +481,15 @@ def main(argv=None):
                         path = script(f"feedback-{database}-{uuid.uuid4().hex[:6]}", "POST",
                                       "/feedback", auth, feedback_ids=newest)
                     for connections in args.concurrency:
+                        ceiling = None
+                        if service and paired is not None:
+                            ceiling = run_wrk(paired.base, scripts["hello"], connections,
+                                              args.duration)["rps"]
+                            log(f"  hello-world just before: {ceiling:,.0f} req/s")
                         log(f"{label}: {scenario}, {connections} connections, {args.duration} s ...")
                         result = run_wrk(server.base, path, connections, args.duration)
                         result.update(target=label, scenario=scenario, connections=connections,
-                                      texts=result["rps"] * texts_per_request)
+                                      texts=result["rps"] * texts_per_request, paired=ceiling)
                         rows.append(result)
                         log(f"  {result['rps']:,.0f} req/s  p50 {result['p50']:.2f} ms  "
                             f"p99 {result['p99']:.2f} ms  errors {result['errors']}")
@@ -485,6 +504,8 @@ def main(argv=None):
                     schema.drop()
                     schema = None
     finally:
+        if paired is not None:
+            paired.stop()
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -531,11 +552,13 @@ def format_report(rows, memory, model, workers, args, load_before, started, root
         "two passes, at the start and at the end of the run); "
         "ratio, same requests = requests/s over hello-world's when it is sent the very "
         "requests of \"predict, 1 text\" (POST /predict, the same JSON bodies and credentials, "
-        "the same wrk script); latency in ms; errors = non-2xx answers, timeouts and socket errors.",
+        "the same wrk script); ratio, paired = requests/s over hello-world's GET / in a cell "
+        "run just before this one at the same concurrency, on a hello-world server waiting "
+        "beside the service; latency in ms; errors = non-2xx answers, timeouts and socket errors.",
         "",
-        "| target | request | conns | req/s | texts/s | ratio | ratio, same requests "
-        "| p50 | p95 | p99 | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | request | conns | req/s | texts/s | ratio | ratio, paired | "
+        "ratio, same requests | p50 | p95 | p99 | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     if again:
         drift = ", ".join(f"{again[c] / first[c] - 1:+.0%} at {c}" for c in sorted(again)
@@ -548,9 +571,10 @@ def format_report(rows, memory, model, workers, args, load_before, started, root
         if r["scenario"] in (SAME_REQUESTS, "predict, 1 text") and hello_same.get(r["connections"]):
             same = f"{r['rps'] / hello_same[r['connections']]:.2f}"
         texts = f"{r['texts']:,.0f}" if r["texts"] else ""
+        paired = f"{r['rps'] / r['paired']:.2f}" if r.get("paired") else ""
         out.append(f"| {r['target']} | {r['scenario']} | {r['connections']} | {r['rps']:,.0f} | "
-                   f"{texts} | {ratio:.2f} | {same} | {r['p50']:.2f} | {r['p95']:.2f} | "
-                   f"{r['p99']:.2f} | {r['errors']} |")
+                   f"{texts} | {ratio:.2f} | {paired} | {same} | {r['p50']:.2f} | "
+                   f"{r['p95']:.2f} | {r['p99']:.2f} | {r['errors']} |")
     out += ["", "Memory of each worker after its runs (MiB; PSS shares pages between workers fairly):", "",
             "| target | RSS per worker | PSS per worker |", "|---|---|---|"]
     for label, values in memory.items():
