@@ -155,6 +155,23 @@ class _Inserts:
             return tuple(values[i] for i in self.order)
         return dict(zip(_COLUMNS, values))
 
+    def many_parameters(self, rows):
+        """parameters() of every row. A column whose values are all one
+        value (a batch's timestamp, model version and user) goes through
+        SQLAlchemy's processing once, not once per row."""
+        if self.order is None:
+            return [self.parameters(row) for row in rows]
+        columns = list(zip(*rows))
+        for index, process in enumerate(self.processors):
+            if process is None:
+                continue
+            column = columns[index]
+            if column.count(column[0]) == len(column):
+                columns[index] = (process(column[0]),) * len(column)
+            else:
+                columns[index] = tuple(map(process, column))
+        return list(zip(*(columns[i] for i in self.order)))
+
     def store(self, rows):
         """Insert rows (tuples in _COLUMNS order) in one transaction; their
         ids, in the order of the rows."""
@@ -172,7 +189,7 @@ class _Inserts:
                 # Another database: SQLAlchemy's many-row RETURNING, in order.
                 return connection.execute(
                     self.many, [dict(zip(_COLUMNS, row)) for row in rows]).scalars().all()
-            connection.exec_driver_sql(self.sql, [self.parameters(row) for row in rows])
+            connection.exec_driver_sql(self.sql, self.many_parameters(rows))
             # The transaction holds SQLite's only write lock from the first
             # row to the commit, and a new row's id is the largest id + 1
             # (ids stay far below SQLite's limit, where it would pick at

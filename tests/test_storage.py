@@ -51,6 +51,25 @@ def test_a_batch_is_stored_in_one_insert_statement(app, client):
     assert len(response.get_json()["predictions"]) == 100
 
 
+def test_rows_with_differing_values_are_stored_each_with_its_own(app):
+    """A batch's rows share their timestamp, so it is converted for the
+    driver once; rows that differ in a converted column keep their own."""
+    from datetime import datetime, timedelta
+
+    from sentiment.db import Prediction
+    from sentiment.service import _inserts
+
+    start = datetime(2026, 1, 2, 3, 4, 5, 678000)
+    rows = [(f"row {i}", "neutral", 0.5, 0.2, 0.6, 0.2, "v1", f"user{i % 2}",
+             start + timedelta(minutes=i)) for i in range(5)]
+    shared = [row[:8] + (start,) for row in rows]
+    with app.app_context():
+        ids = _inserts(db.engine).store(rows) + _inserts(db.engine).store(shared)
+        stored = {p.id: p for p in db.session.execute(db.select(Prediction)).scalars()}
+    assert [(stored[i].text, stored[i].username, stored[i].created_at) for i in ids] == [
+        (row[0], row[7], row[8]) for row in rows + shared]
+
+
 def test_single_answer_is_what_was_stored(client):
     body = client.post("/predict", json={"text": "No está nada mal, lo recomiendo"},
                        headers=AUTH).get_json()
