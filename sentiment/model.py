@@ -171,8 +171,11 @@ class _Tfidf:
         """The analyzer's features of the text. `normalized` is
         normalize(text), if the caller has it."""
         if normalized is not None and self.from_normalized is not None:
-            return self.from_normalized(normalized)
-        return self.analyze(text)
+            features = self.from_normalized(normalized)
+        else:
+            features = self.analyze(text)
+        # found() counts them: an analyzer may hand back any iterable.
+        return features if isinstance(features, list) else list(features)
 
     def _indices(self, text, normalized=None):
         """The vocabulary columns of the text's features, repeats kept,
@@ -390,6 +393,7 @@ class FastPath:
         _weigh(data, columns, first.binary, first.sublinear, self.joint["idf"])
         blocks = len(self.vectorizers)
         group = rows * blocks + np.searchsorted(self.joint["starts"], columns, side="right")
+        # l2: _joint_settings lets no other norm through.
         totals = np.sqrt(np.bincount(group, weights=data * data, minlength=count * blocks))
         totals[totals == 0.0] = 1.0
         data = (data / totals[group]).astype(first.dtype)

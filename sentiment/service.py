@@ -157,17 +157,20 @@ class _Inserts:
 
     def many_parameters(self, rows):
         """parameters() of every row. A column whose values are all one
-        value (a batch's timestamp, model version and user) goes through
-        SQLAlchemy's processing once, not once per row."""
-        if self.order is None:
+        object (a batch's timestamp, model version and user) goes through
+        SQLAlchemy's processing once, not once per row. (One object, not
+        equal values: equal datetimes in other time zones, or 0.0 and -0.0,
+        are processed into different parameters.)"""
+        if self.order is None or not rows:
             return [self.parameters(row) for row in rows]
         columns = list(zip(*rows))
         for index, process in enumerate(self.processors):
             if process is None:
                 continue
             column = columns[index]
-            if column.count(column[0]) == len(column):
-                columns[index] = (process(column[0]),) * len(column)
+            first = column[0]
+            if all(value is first for value in column):
+                columns[index] = (process(first),) * len(column)
             else:
                 columns[index] = tuple(map(process, column))
         return list(zip(*(columns[i] for i in self.order)))
@@ -175,6 +178,8 @@ class _Inserts:
     def store(self, rows):
         """Insert rows (tuples in _COLUMNS order) in one transaction; their
         ids, in the order of the rows."""
+        if not rows:
+            return []
         if len(rows) == 1 and (self.sqlite or self.autocommit):
             return [self._store_one(rows[0])]
         # The connection first, then the write lock (sentiment/writelock.py).

@@ -94,6 +94,8 @@ def test_predict_answers_are_unchanged(shipped):
     lambda: TfidfVectorizer(ngram_range=(1, 2), norm="l1", binary=True, smooth_idf=False),
     # a single vectorizer with a callable analyzer, no norm, no idf
     lambda: TfidfVectorizer(analyzer=word_features, norm=None, use_idf=False),
+    # an analyzer that hands back a generator, not a list
+    lambda: TfidfVectorizer(analyzer=lambda text: (word for word in text.lower().split())),
     # a union of three, as the lead may grow the features
     lambda: FeatureUnion([
         ("w", TfidfVectorizer(analyzer=word_features, sublinear_tf=True, dtype=np.float32)),

@@ -68,6 +68,16 @@ def test_rows_with_differing_values_are_stored_each_with_its_own(app):
         stored = {p.id: p for p in db.session.execute(db.select(Prediction)).scalars()}
     assert [(stored[i].text, stored[i].username, stored[i].created_at) for i in ids] == [
         (row[0], row[7], row[8]) for row in rows + shared]
+    # Equal is not enough to convert once: these two are equal datetimes
+    # that SQLAlchemy turns into different parameters.
+    from datetime import timezone
+    noon = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    one_pm = datetime(2026, 1, 1, 13, tzinfo=timezone(timedelta(hours=1)))
+    assert noon == one_pm
+    equal = [row[:8] + (moment,) for row, moment in zip(rows, (noon, one_pm))]
+    with app.app_context():
+        inserts = _inserts(db.engine)
+        assert inserts.many_parameters(equal) == [inserts.parameters(row) for row in equal]
 
 
 def test_single_answer_is_what_was_stored(client):
