@@ -1,6 +1,6 @@
 """Throughput and latency under load, against the ceiling of Flask itself.
 
-    python -m bench.load                 # full run, ~10 minutes; writes bench/results/load.md
+    python -m bench.load                 # full run, ~13 minutes; writes bench/results/load.md
     python -m bench.load --duration 3    # shorter cells, same table
     python -m bench.load --no-postgres   # SQLite only
 
