@@ -495,8 +495,10 @@ def main(argv=None):
                             f"p99 {result['p99']:.2f} ms  errors {result['errors']}")
                 memory[label] = server.worker_memory_mib()
             except Exception:
-                with open(server.log_path) as fh:
-                    log(f"--- {server.log_path} ---\n" + fh.read()[-6000:])
+                # The waiting hello-world server's too: its cells run in this loop.
+                for logged in filter(None, (server, paired)):
+                    with open(logged.log_path) as fh:
+                        log(f"--- {logged.log_path} ---\n" + fh.read()[-6000:])
                 raise
             finally:
                 server.stop()
