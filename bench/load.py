@@ -481,12 +481,12 @@ def main(argv=None):
                         path = script(f"feedback-{database}-{uuid.uuid4().hex[:6]}", "POST",
                                       "/feedback", auth, feedback_ids=newest)
                     for connections in args.concurrency:
+                        log(f"{label}: {scenario}, {connections} connections, {args.duration} s ...")
                         ceiling = None
                         if service and paired is not None:
                             ceiling = run_wrk(paired.base, scripts["hello"], connections,
                                               args.duration)["rps"]
                             log(f"  hello-world just before: {ceiling:,.0f} req/s")
-                        log(f"{label}: {scenario}, {connections} connections, {args.duration} s ...")
                         result = run_wrk(server.base, path, connections, args.duration)
                         result.update(target=label, scenario=scenario, connections=connections,
                                       texts=result["rps"] * texts_per_request, paired=ceiling)
