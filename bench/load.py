@@ -29,6 +29,8 @@ One run:
    the service just after a cell of GET / on the waiting hello-world server at
    the same concurrency (--no-paired: not), for a "paired" ratio that the
    machine's drift over the run cannot skew;
+   (--sqlite-synchronous, --postgres-synchronous-commit, --postgres-workers:
+   one-text predictions once more with those settings);
 4. reads the resident memory of every worker;
 5. prints the table and writes it to bench/results/load.md with the machine's
    CPU count, load average and the settings used.
@@ -369,12 +371,21 @@ def main(argv=None):
     parser.add_argument("--duration", type=int, default=10, help="seconds per cell (10)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16, 32])
     parser.add_argument("--workers", type=int, default=None,
-                        help="gunicorn workers (default: gunicorn.conf.py's, the CPU count)")
+                        help="gunicorn workers for every server (default: WEB_CONCURRENCY, or the "
+                             "CPU count, as the issue's targets ask; gunicorn.conf.py alone gives "
+                             "PostgreSQL twice that, see --postgres-workers)")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES))
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--sqlite-synchronous", nargs="+", default=None, metavar="LEVEL",
                         help="also run single predictions on SQLite with these PRAGMA synchronous "
                              "levels (e.g. FULL), beside the configured default")
+    parser.add_argument("--postgres-synchronous-commit", nargs="+", default=None,
+                        metavar="LEVEL",
+                        help="also run single predictions on PostgreSQL with these "
+                             "POSTGRES_SYNCHRONOUS_COMMIT levels (e.g. off)")
+    parser.add_argument("--postgres-workers", type=int, nargs="+", default=None, metavar="N",
+                        help="also run single predictions on PostgreSQL with these numbers of "
+                             "workers (e.g. 4, gunicorn.conf.py's default there on 2 cores)")
     parser.add_argument("--root", default=ROOT,
                         help="the checkout to serve (to compare against another commit)")
     parser.add_argument("--output", default=RESULTS, help="Markdown file ('-' for none)")
@@ -400,9 +411,11 @@ def main(argv=None):
     auth = "Basic " + base64.b64encode(f"{USERNAME}:{password}".encode()).decode()
     base_env = {"BASIC_AUTH_USERNAME": USERNAME, "BASIC_AUTH_PASSWORD": password,
                 "SECRET_KEY": "bench", "MODEL_PATH": model_path}
-    if args.workers:
-        base_env["WEB_CONCURRENCY"] = str(args.workers)
-    workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", os.cpu_count()))
+    workers = args.workers or int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count())
+    # The same number for every server, PostgreSQL's included (where
+    # gunicorn.conf.py alone would start twice as many): the ratios compare
+    # like with like; --postgres-workers adds cells with other numbers.
+    base_env["WEB_CONCURRENCY"] = str(workers)
 
     one_bodies = [{"text": t} for t in texts[:200]]
 
@@ -421,21 +434,30 @@ def main(argv=None):
     script("predict1", "POST", "/predict", auth, bodies=one_bodies)
     script("batch100", "POST", "/predict", auth, bodies=batch_bodies(texts))
 
-    targets = [("hello-world", "bench.apps:hello", {}, None),
-               ("Basic auth only", "bench.apps:auth_only", {}, None)]
+    # (label, app, extra environment, database, one-text predictions only)
+    targets = [("hello-world", "bench.apps:hello", {}, None, False),
+               ("Basic auth only", "bench.apps:auth_only", {}, None, False)]
     targets.append(("SQLite", "app:app",
-                    {"DATABASE_URL": "sqlite:///" + os.path.join(tmp, "bench.sqlite")}, "sqlite"))
+                    {"DATABASE_URL": "sqlite:///" + os.path.join(tmp, "bench.sqlite")}, "sqlite",
+                    False))
     for level in args.sqlite_synchronous or []:
         # The same service with another durability level, single predictions only.
         targets.append((f"SQLite, synchronous={level.upper()}", "app:app",
                         {"DATABASE_URL": "sqlite:///" + os.path.join(tmp, f"bench-{level}.sqlite"),
-                         "SQLITE_SYNCHRONOUS": level}, "sqlite"))
+                         "SQLITE_SYNCHRONOUS": level}, "sqlite", True))
     schema = None
     if not args.no_postgres and postgres_reachable(args.postgres):
-        targets.append(("PostgreSQL", "app:app", None, "postgresql"))
+        targets.append(("PostgreSQL", "app:app", {}, "postgresql", False))
+        # The same service with other settings, single predictions only.
+        for level in args.postgres_synchronous_commit or []:
+            targets.append((f"PostgreSQL, synchronous_commit={level.lower()}", "app:app",
+                            {"POSTGRES_SYNCHRONOUS_COMMIT": level}, "postgresql", True))
+        for count in args.postgres_workers or []:
+            targets.append((f"PostgreSQL, {count} workers", "app:app",
+                            {"WEB_CONCURRENCY": str(count)}, "postgresql", True))
     # The ceiling once more at the end: the ratios divide by the mean of
     # both passes, and the report says how far the machine drifted.
-    targets.append((HELLO_AGAIN, "bench.apps:hello", {}, None))
+    targets.append((HELLO_AGAIN, "bench.apps:hello", {}, None, False))
 
     rows, memory = [], {}
     # A shared machine's speed drifts by tens of per cent within minutes: a
@@ -447,18 +469,20 @@ def main(argv=None):
             paired = Server("bench.apps:hello", base_env, ROOT, tmp, "paired_hello-world")
             paired.wait_ready("/", None, workers)
             run_wrk(paired.base, scripts["hello"], 4, 2)
-        for label, app, env, database in targets:
+        for label, app, env, database, single_only in targets:
             if database == "postgresql":
                 schema = PostgresSchema(args.postgres)
-                env = {"DATABASE_URL": schema.url}
+                env = dict(env, DATABASE_URL=schema.url)
+            env = dict(base_env, **env)
             if app == "app:app":
-                make_tables(root, dict(base_env, **env))
-            server = Server(app, dict(base_env, **env), root if app == "app:app" else ROOT,
+                make_tables(root, env)
+            server = Server(app, env, root if app == "app:app" else ROOT,
                             tmp, label.replace(" ", "_").replace(",", "").replace("=", "_"))
             try:
                 service = app == "app:app"
-                server.wait_ready("/health" if service else "/", None if service else auth, workers)
-                if service and "synchronous" in label:
+                server.wait_ready("/health" if service else "/", None if service else auth,
+                                  int(env["WEB_CONCURRENCY"]))
+                if single_only:
                     scenarios = [("predict, 1 text", scripts["predict1"], 1)]
                 elif service:
                     scenarios = [("predict, 1 text", scripts["predict1"], 1),
@@ -546,7 +570,8 @@ def format_report(rows, memory, model, workers, args, load_before, started, root
         "",
         f"`python -m bench.load` on {started:%Y-%m-%d %H:%M} UTC, commit {commit}: "
         f"**{os.cpu_count()} CPUs** ({cpu}), Python {platform.python_version()}, "
-        f"gunicorn.conf.py with {workers} sync workers, wrk on the same machine "
+        f"gunicorn.conf.py with {workers} sync workers (where a row names no other number), "
+        f"wrk on the same machine "
         f"(so it takes CPU from the server too), {args.duration} s per cell, 127.0.0.1 only. "
         f"Load average before {load_before[0]:.2f}, after {load_after[0]:.2f}.",
         "",

@@ -27,6 +27,10 @@ DEFAULTS = {
     # write, so no request pays for it (sentiment/walcheckpoint.py). 0:
     # SQLite checkpoints inside the commit that fills the log, by itself.
     "SQLITE_CHECKPOINT_SECONDS": 0.5,
+    # PostgreSQL only: set on each of the service's connections. None keeps
+    # the server's own setting (by default on: a commit waits for the WAL
+    # flush). off answers before the flush: see README, Durability.
+    "POSTGRES_SYNCHRONOUS_COMMIT": None,
     "BOOTSTRAP_CREDENTIALS": True,
     # train.py builds the app only to read feedback, not to serve.
     "LOAD_MODEL": True,
@@ -66,6 +70,7 @@ ENVIRONMENT = {
     "LOGIN_MAX_FAILURES_PER_USER": ("LOGIN_MAX_FAILURES_PER_USER", int),
     "SQLITE_SYNCHRONOUS": ("SQLITE_SYNCHRONOUS", str),
     "SQLITE_CHECKPOINT_SECONDS": ("SQLITE_CHECKPOINT_SECONDS", float),
+    "POSTGRES_SYNCHRONOUS_COMMIT": ("POSTGRES_SYNCHRONOUS_COMMIT", str),
     "AUTH_RECHECK_SECONDS": ("AUTH_RECHECK_SECONDS", float),
 }
 
@@ -102,6 +107,7 @@ def database_url(url, instance_path):
 
 
 SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+POSTGRES_SYNCHRONOUS_COMMIT_LEVELS = ("on", "off", "local", "remote_write", "remote_apply")
 
 
 def check(config):
@@ -110,6 +116,10 @@ def check(config):
     if level and level not in SQLITE_SYNCHRONOUS_LEVELS:
         raise SystemExit(f"SQLITE_SYNCHRONOUS={level!r} is not one of "
                          f"{', '.join(SQLITE_SYNCHRONOUS_LEVELS)}")
+    commit = str(config.get("POSTGRES_SYNCHRONOUS_COMMIT") or "").lower()
+    if commit and commit not in POSTGRES_SYNCHRONOUS_COMMIT_LEVELS:
+        raise SystemExit(f"POSTGRES_SYNCHRONOUS_COMMIT={commit!r} is not one of "
+                         f"{', '.join(POSTGRES_SYNCHRONOUS_COMMIT_LEVELS)}")
     # (key, smallest value above 0): a checkpoint thread waking every
     # microsecond would spin.
     for key, least in (("AUTH_RECHECK_SECONDS", 0), ("SQLITE_CHECKPOINT_SECONDS", 0.01)):

@@ -181,6 +181,15 @@ def _sqlite_pragma(statement, dbapi_connection, connection_record):
     cursor.close()
 
 
+def _postgres_setting(statement, dbapi_connection, connection_record):
+    """One of this app's settings on each new PostgreSQL connection, committed
+    so that the pool's rollback on return cannot undo it."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(statement)
+    cursor.close()
+    dbapi_connection.commit()
+
+
 def create_tables(attempts=5):
     """Create the missing tables.
 
@@ -210,6 +219,12 @@ def init_app(app):
             # How often a commit waits for the disk (see README, Performance).
             event.listen(db.engine, "connect",
                          partial(_sqlite_pragma, f"PRAGMA synchronous={level}"))
+        commit = str(app.config.get("POSTGRES_SYNCHRONOUS_COMMIT") or "").lower()
+        if commit and db.engine.dialect.name == "postgresql":
+            # A setting of the session, so every statement on the connection
+            # (autocommit one-text INSERTs included) follows it.
+            event.listen(db.engine, "connect", partial(
+                _postgres_setting, f"SET synchronous_commit TO {commit}"))
         checkpointer = walcheckpoint.attach(db.engine, sqlite_file(db.engine),
                                             app.config["SQLITE_CHECKPOINT_SECONDS"],
                                             level or "NORMAL")

@@ -1,18 +1,21 @@
 """How predictions are stored: batches in one statement, SQLite settings,
 tables created by several workers at once."""
 import base64
+import multiprocessing
 import os
+import runpy
 import shutil
 import sqlite3
 import threading
 import time
+from unittest import mock
 
 import pytest
 import sqlalchemy
 
-from conftest import AUTH
+from conftest import AUTH, ROOT
 from sentiment import walcheckpoint
-from sentiment.db import db
+from sentiment.db import Prediction, db
 
 
 def test_batch_answer_is_what_was_stored(client):
@@ -358,3 +361,67 @@ def test_postgresql_connections_dropped_by_the_server_are_replaced(make_app, dat
     listed = client.get("/predictions?per_page=100", headers=AUTH).get_json()["items"]
     stored = [text for text, response in reversed(answers) if response.status_code == 200]
     assert [item["text"] for item in listed] == stored + ["otra vez", "dos", "uno", "antes"]
+
+
+def synchronous_commit(app):
+    """What PostgreSQL's synchronous_commit is on a pooled connection of the
+    app, read twice: a setting lost when the pool rolls back a returned
+    connection would show on the second reading."""
+    seen = []
+    with app.app_context():
+        for _ in range(2):
+            with db.engine.connect() as connection:
+                seen.append(connection.execute(sqlalchemy.text("SHOW synchronous_commit")).scalar_one())
+    return seen
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgres_keeps_the_servers_synchronous_commit_by_default(make_app):
+    assert synchronous_commit(make_app()) == ["on", "on"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgres_synchronous_commit_off_can_be_chosen_and_rows_are_still_stored(make_app):
+    app = make_app(POSTGRES_SYNCHRONOUS_COMMIT="OFF")
+    assert synchronous_commit(app) == ["off", "off"]
+    client = app.test_client()
+    one = client.post("/predict", json={"text": "me encanta"}, headers=AUTH)
+    batch = client.post("/predict", json={"texts": ["genial", "horrible"]}, headers=AUTH)
+    assert one.status_code == batch.status_code == 200
+    ids = [one.get_json()["id"]] + [p["id"] for p in batch.get_json()["predictions"]]
+    with app.app_context():
+        stored = db.session.execute(db.select(Prediction.id, Prediction.text)).all()
+    assert sorted(stored) == sorted(zip(ids, ["me encanta", "genial", "horrible"]))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_unknown_postgres_synchronous_commit_is_refused(make_app):
+    with pytest.raises(SystemExit, match="POSTGRES_SYNCHRONOUS_COMMIT"):
+        make_app(POSTGRES_SYNCHRONOUS_COMMIT="sometimes")
+
+
+def gunicorn_settings(environ):
+    """gunicorn.conf.py's module globals as gunicorn reads them under this
+    environment."""
+    with mock.patch.dict(os.environ, environ, clear=True):
+        return runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))
+
+
+@pytest.mark.parametrize("environ, per_cpu", [
+    ({}, 1),
+    ({"DATABASE_URL": "sqlite:////srv/sentiment.sqlite"}, 1),
+    ({"DATABASE_URL": "postgresql://app@db/sentiment"}, 2),
+    ({"DATABASE_URL": "postgres://app@db/sentiment"}, 2),
+    ({"DATABASE_URL": "postgresql+psycopg://app@db/sentiment"}, 2),
+    ({"DATABASE_URL": "postgresql://app@db/sentiment", "POSTGRES_SYNCHRONOUS_COMMIT": "off"}, 1),
+])
+def test_gunicorn_workers_follow_the_database(environ, per_cpu):
+    settings = gunicorn_settings(environ)
+    assert settings["workers"] == per_cpu * multiprocessing.cpu_count()
+    assert settings["worker_class"] == "sync"
+
+
+def test_web_concurrency_sets_the_gunicorn_workers_on_any_database():
+    settings = gunicorn_settings({"WEB_CONCURRENCY": "3",
+                                  "DATABASE_URL": "postgresql://app@db/sentiment"})
+    assert settings["workers"] == 3
