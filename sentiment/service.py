@@ -182,14 +182,19 @@ class _Inserts:
             return []
         if len(rows) == 1 and (self.sqlite or self.autocommit):
             return [self._store_one(rows[0])]
+        if self.unnest is not None:
+            # The rows are inserted in the order of their position, and
+            # each takes the next value of the id sequence, which only
+            # grows: their ids, smallest first, are in the rows' order.
+            columns = dict(zip(_COLUMNS, map(list, zip(*rows))))
+            if self.autocommit:
+                # One statement: all the rows or none, without a transaction
+                # of its own (BEGIN and COMMIT are two more round trips).
+                return sorted(row[0] for row in self._alone(self.unnest, columns, _all_rows))
+            with self.engine.connect() as connection, connection.begin():
+                return sorted(connection.exec_driver_sql(self.unnest, columns).scalars().all())
         # The connection first, then the write lock (sentiment/writelock.py).
         with self.engine.connect() as connection, writing(self.engine), connection.begin():
-            if self.unnest is not None:
-                # The rows are inserted in the order of their position, and
-                # each takes the next value of the id sequence, which only
-                # grows: their ids, smallest first, are in the rows' order.
-                columns = dict(zip(_COLUMNS, map(list, zip(*rows))))
-                return sorted(connection.exec_driver_sql(self.unnest, columns).scalars().all())
             if not self.sqlite:
                 # Another database: SQLAlchemy's many-row RETURNING, in order.
                 return connection.execute(
@@ -203,8 +208,14 @@ class _Inserts:
             return list(range(last - len(rows) + 1, last + 1))
 
     def _store_one(self, row):
-        """One row on the pooled driver connection itself (SQLite, or
-        PostgreSQL in autocommit): a SQLAlchemy Connection around it cost as
+        """One row, its id."""
+        return self._alone(self.sql, self.parameters(row),
+                           _new_rowid if self.sqlite else _first_value)
+
+    def _alone(self, sql, parameters, result):
+        """One statement on the pooled driver connection itself (SQLite, or
+        PostgreSQL in autocommit), committed; what result(cursor) makes of
+        it. A SQLAlchemy Connection around it cost as
         much again as the INSERT and its commit (one-text predictions under
         load: +6-11 % on SQLite; on PostgreSQL the client's CPU per row went
         from 163-170 to 81-106 us). The driver's errors,
@@ -213,15 +224,14 @@ class _Inserts:
         server dropped is thrown away rather than pooled again. What the
         Connection would add and this does without: statement events, echo
         and handle_error hooks."""
-        parameters = self.parameters(row)
         raw = cursor = None
         try:
             raw = self.engine.raw_connection()
             cursor = raw.cursor()
             if self.sqlite:
                 with writing(self.engine):
-                    cursor.execute(self.sql, parameters)
-                    new_id = cursor.lastrowid
+                    cursor.execute(sql, parameters)
+                    answer = result(cursor)
                     raw.commit()
                 if self.checkpointer is not None:
                     # A commit SQLAlchemy's commit event does not see.
@@ -232,8 +242,8 @@ class _Inserts:
                 driver = raw.driver_connection
                 driver.autocommit = True
                 try:
-                    cursor.execute(self.sql, parameters)
-                    new_id = cursor.fetchone()[0]
+                    cursor.execute(sql, parameters)
+                    answer = result(cursor)
                 finally:
                     if not driver.closed:
                         driver.autocommit = False
@@ -241,14 +251,26 @@ class _Inserts:
             if raw is not None and self.engine.dialect.is_disconnect(exc, raw.dbapi_connection,
                                                                       cursor):
                 raw.invalidate(exc)
-            raise DBAPIError.instance(self.sql, parameters, exc, self.driver_error) from exc
+            raise DBAPIError.instance(sql, parameters, exc, self.driver_error) from exc
         finally:
             if cursor is not None:
                 cursor.close()
             if raw is not None:
                 # Back to the pool, which rolls back anything left uncommitted.
                 raw.close()
-        return new_id
+        return answer
+
+
+def _new_rowid(cursor):
+    return cursor.lastrowid
+
+
+def _first_value(cursor):
+    return cursor.fetchone()[0]
+
+
+def _all_rows(cursor):
+    return cursor.fetchall()
 
 
 @functools.lru_cache(maxsize=8)

@@ -10,6 +10,7 @@ import threading
 import time
 from unittest import mock
 
+import psycopg
 import pytest
 import sqlalchemy
 
@@ -36,17 +37,37 @@ def test_batch_answer_is_what_was_stored(client):
         assert {k: row[k] for k in prediction} == prediction
 
 
-def test_a_batch_is_stored_in_one_insert_statement(app, client):
+def test_a_batch_is_stored_in_one_insert_statement(app, client, monkeypatch):
     """A 100-text batch is one INSERT sent to the database (an executemany on
     SQLite, one array INSERT on PostgreSQL), not one statement per text."""
     inserts = []
 
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("INSERT INTO PREDICTION"):
-            inserts.append(len(parameters) if executemany else 1)
+    def record(statement, rows):
+        if str(statement).lstrip().upper().startswith("INSERT INTO PREDICTION"):
+            inserts.append(rows)
 
     with app.app_context():
-        sqlalchemy.event.listen(db.engine, "before_cursor_execute", record)
+        if db.engine.dialect.name == "sqlite":
+            sqlalchemy.event.listen(
+                db.engine, "before_cursor_execute",
+                lambda conn, cursor, statement, parameters, context, executemany:
+                    record(statement, len(parameters) if executemany else 1))
+        else:
+            # PostgreSQL's INSERT goes to psycopg's cursor without a
+            # SQLAlchemy Connection (no statement events): watch the driver.
+            execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+
+            def watched_execute(cursor, query, params=None, **kwargs):
+                record(query, 1)
+                return execute(cursor, query, params, **kwargs)
+
+            def watched_executemany(cursor, query, params_seq, **kwargs):
+                params_seq = list(params_seq)
+                record(query, len(params_seq))
+                return executemany(cursor, query, params_seq, **kwargs)
+
+            monkeypatch.setattr(psycopg.Cursor, "execute", watched_execute)
+            monkeypatch.setattr(psycopg.Cursor, "executemany", watched_executemany)
     texts = [f"opinión número {i}: {'genial' if i % 2 else 'malísimo'}" for i in range(100)]
     response = client.post("/predict", json={"texts": texts}, headers=AUTH)
     assert response.status_code == 200
