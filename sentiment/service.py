@@ -1,4 +1,5 @@
 """What the API and the page both do: validate, predict and store, give feedback."""
+import contextlib
 import functools
 import re
 from types import SimpleNamespace
@@ -341,6 +342,26 @@ _REPLACE = _FEEDBACK.update().where(
 _ADD = insert(_FEEDBACK).returning(_FEEDBACK.c.id)
 
 
+@contextlib.contextmanager
+def _feedback_statements(engine):
+    """The connection give_feedback's statements run on.
+
+    Its only writes are one UPDATE or one INSERT, never both, each a whole
+    write by itself; the SELECT before them only reads who asked the
+    prediction, which never changes. So outside SQLite they run in
+    autocommit: a transaction around them added nothing but its BEGIN and
+    COMMIT round trips. SQLite holds its write lock (sentiment/writelock.py)
+    for all of them anyway and commits once.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name != "sqlite":
+            # Reset when the connection goes back to the pool.
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+            return
+        with writing(engine), connection.begin():
+            yield connection
+
+
 class StoredFeedback(SimpleNamespace):
     """Feedback just stored: its columns as attributes, shown as the API
     shows a Feedback row."""
@@ -365,10 +386,9 @@ def give_feedback(prediction_id, label):
     engine = db.engine
     for _ in range(2):
         try:
-            # SQLite: take turns with the prediction writers
-            # (sentiment/writelock.py). The UPDATE sets only its columns,
-            # so what others commit meanwhile (an admin's rejection) stays.
-            with engine.connect() as connection, writing(engine), connection.begin():
+            # The UPDATE sets only its columns, so what others commit
+            # meanwhile (an admin's rejection) stays.
+            with _feedback_statements(engine) as connection:
                 prediction = connection.execute(_OWNER, {"id": checked}).first()
                 if prediction is None:
                     raise _not_found(prediction_id)

@@ -1,7 +1,9 @@
 """The JSON API contract."""
 import pytest
+import sqlalchemy
 
 from conftest import AUTH, USERNAME
+from sentiment.db import db
 
 
 def predict(client, text):
@@ -85,6 +87,43 @@ def test_feedback_is_stored_and_a_later_one_replaces_it(client, count_rows):
     assert count_rows() == (1, 1)
     item = client.get("/predictions", headers=AUTH).get_json()["items"][0]
     assert item["feedback"] == "neutral"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_first_feedback_stored_by_another_request_meanwhile_is_replaced(app, client,
+                                                                          count_rows):
+    """Two first feedbacks on one prediction at once: the other request's
+    INSERT commits between this one's UPDATE (no row yet) and its INSERT.
+    This one then replaces it, as a later feedback does: one row, this
+    label, 200. (PostgreSQL: on SQLite the write lock keeps the other out.)"""
+    pid = predict(client, "La comida llegó fría")["id"]
+    other = sqlalchemy.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    fired = []
+
+    def the_other_request_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO FEEDBACK") and not fired:
+            fired.append(statement)
+            with other.begin() as connection:
+                connection.execute(sqlalchemy.text(
+                    "INSERT INTO feedback (prediction_id, label, username, role, rejected, "
+                    "created_at, updated_at) VALUES (:pid, 'positive', :user, 'admin', false, "
+                    "now(), now())"), {"pid": pid, "user": USERNAME})
+
+    with app.app_context():
+        engine = db.engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_request_first)
+    try:
+        answer = client.post("/feedback", json={"prediction_id": pid, "label": "negative"},
+                             headers=AUTH)
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_request_first)
+        other.dispose()
+    assert fired
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["label"] == "negative"
+    assert count_rows() == (1, 1)
+    item = client.get("/predictions", headers=AUTH).get_json()["items"][0]
+    assert item["feedback"] == "negative"
 
 
 def test_predictions_are_paginated_newest_first(client):
