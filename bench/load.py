@@ -382,7 +382,8 @@ def main(argv=None):
     parser.add_argument("--postgres-synchronous-commit", nargs="+", default=None,
                         metavar="LEVEL",
                         help="also run single predictions on PostgreSQL with these "
-                             "POSTGRES_SYNCHRONOUS_COMMIT levels (e.g. off)")
+                             "POSTGRES_SYNCHRONOUS_COMMIT levels (e.g. off; a --root checkout "
+                             "older than 26d4e6a ignores the setting)")
     parser.add_argument("--postgres-workers", type=int, nargs="+", default=None, metavar="N",
                         help="also run single predictions on PostgreSQL with these numbers of "
                              "workers (e.g. 4, gunicorn.conf.py's default there on 2 cores)")

@@ -235,6 +235,6 @@ def init_app(app):
                 _sqlite_pragma, f"PRAGMA wal_autocheckpoint={walcheckpoint.BACKSTOP_PAGES}"))
             # Every commit through SQLAlchemy (users, sign-in failures,
             # feedback, batches); one-text predictions commit on the driver
-            # connection and tell the checkpointer themselves (_store_one).
+            # connection and tell the checkpointer themselves (_Inserts._alone).
             event.listen(db.engine, "commit", lambda connection: checkpointer.wrote())
         create_tables()

@@ -103,8 +103,9 @@ class _Inserts:
     SQLAlchemy writes the statement once, from the table, for the engine's
     dialect; each request then hands the driver that string and plain
     values through a Connection (so errors, events and the pool behave as
-    for any other statement), except one row on SQLite or PostgreSQL, which
-    goes to the pooled driver connection itself (_store_one). Compiling the
+    for any other statement), except one row on SQLite or PostgreSQL, and a
+    whole batch on PostgreSQL (one statement), which go to the pooled driver
+    connection itself (_alone). Compiling the
     statement's parameters on every call cost more than the SQLite INSERT
     itself, and SQLAlchemy's RETURNING for many rows in their order sends
     SQLite one statement per row: a 100-text batch went from 1.5 to 0.7 ms
@@ -114,7 +115,7 @@ class _Inserts:
     def __init__(self, engine):
         dialect = engine.dialect
         self.sqlite = dialect.name == "sqlite"
-        # One row on PostgreSQL in autocommit (_store_one).
+        # One statement on PostgreSQL in autocommit (_alone).
         self.autocommit = dialect.name == "postgresql" and dialect.driver == "psycopg"
         statement = insert(_PREDICTION).values({name: bindparam(name) for name in _COLUMNS})
         if not self.sqlite:
@@ -177,7 +178,7 @@ class _Inserts:
         return list(zip(*(columns[i] for i in self.order)))
 
     def store(self, rows):
-        """Insert rows (tuples in _COLUMNS order) in one transaction; their
+        """Insert rows (tuples in _COLUMNS order), all of them or none; their
         ids, in the order of the rows."""
         if not rows:
             return []

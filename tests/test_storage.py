@@ -73,6 +73,21 @@ def test_a_batch_is_stored_in_one_insert_statement(app, client, monkeypatch):
     assert response.status_code == 200
     assert len(inserts) == 1
     assert len(response.get_json()["predictions"]) == 100
+    with app.app_context():
+        # Whatever ran in autocommit gave its connection back as the pool
+        # expects it: a transaction rolled back there leaves nothing behind.
+        raw = db.engine.raw_connection()
+        try:
+            if db.engine.dialect.name == "postgresql":
+                assert raw.driver_connection.autocommit is False
+            cursor = raw.cursor()
+            cursor.execute("DELETE FROM prediction")
+            raw.rollback()
+            cursor.execute("SELECT count(*) FROM prediction")
+            assert cursor.fetchone()[0] == 100
+            cursor.close()
+        finally:
+            raw.close()
 
 
 def test_rows_with_differing_values_are_stored_each_with_its_own(app):
@@ -397,8 +412,18 @@ def synchronous_commit(app):
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_postgres_keeps_the_servers_synchronous_commit_by_default(make_app):
-    assert synchronous_commit(make_app()) == ["on", "on"]
+def test_postgres_keeps_the_servers_synchronous_commit_by_default(make_app, database_url):
+    """Without the setting the app sends no SET: its connections have what
+    a connection of its own gets from the server (and the role)."""
+    other = sqlalchemy.create_engine(database_url)
+    try:
+        with other.connect() as connection:
+            servers = connection.execute(sqlalchemy.text("SHOW synchronous_commit")).scalar_one()
+    finally:
+        other.dispose()
+    assert synchronous_commit(make_app()) == [servers, servers]
+    level = "off" if servers != "off" else "on"
+    assert synchronous_commit(make_app(POSTGRES_SYNCHRONOUS_COMMIT=level)) == [level, level]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
