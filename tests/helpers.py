@@ -3,6 +3,10 @@ import os
 import subprocess
 import sys
 
+import sqlalchemy
+
+from sentiment.db import db
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A corpus small enough to train in a second, for tests that need a model
@@ -127,3 +131,28 @@ class Gunicorn:
                 self.process.wait(timeout=30)
             finally:
                 self.kill()
+
+
+def feedback_with_a_write_between(app, client, before, sql, parameters, body, headers):
+    """POST /feedback while another connection (another worker, say)
+    commits `sql` just before the request's first statement that starts
+    with `before`; the answer. Fails the test if no such statement ran."""
+    other = sqlalchemy.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    fired = []
+
+    def write_first(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith(before) and not fired:
+            fired.append(statement)
+            with other.begin() as connection:
+                connection.execute(sqlalchemy.text(sql), parameters)
+
+    with app.app_context():
+        engine = db.engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", write_first)
+    try:
+        answer = client.post("/feedback", json=body, headers=headers)
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", write_first)
+        other.dispose()
+    assert fired, f"no statement starting with {before} ran"
+    return answer

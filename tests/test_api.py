@@ -1,9 +1,8 @@
 """The JSON API contract."""
 import pytest
-import sqlalchemy
 
 from conftest import AUTH, USERNAME
-from sentiment.db import db
+from helpers import feedback_with_a_write_between
 
 
 def predict(client, text):
@@ -97,28 +96,11 @@ def test_a_first_feedback_stored_by_another_request_meanwhile_is_replaced(app, c
     This one then replaces it, as a later feedback does: one row, this
     label, 200. (PostgreSQL: on SQLite the write lock keeps the other out.)"""
     pid = predict(client, "La comida llegó fría")["id"]
-    other = sqlalchemy.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
-    fired = []
-
-    def the_other_request_first(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("INSERT INTO FEEDBACK") and not fired:
-            fired.append(statement)
-            with other.begin() as connection:
-                connection.execute(sqlalchemy.text(
-                    "INSERT INTO feedback (prediction_id, label, username, role, rejected, "
-                    "created_at, updated_at) VALUES (:pid, 'positive', :user, 'admin', false, "
-                    "now(), now())"), {"pid": pid, "user": USERNAME})
-
-    with app.app_context():
-        engine = db.engine
-    sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_request_first)
-    try:
-        answer = client.post("/feedback", json={"prediction_id": pid, "label": "negative"},
-                             headers=AUTH)
-    finally:
-        sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_request_first)
-        other.dispose()
-    assert fired
+    answer = feedback_with_a_write_between(
+        app, client, "INSERT INTO FEEDBACK",
+        "INSERT INTO feedback (prediction_id, label, username, role, rejected, created_at, "
+        "updated_at) VALUES (:pid, 'positive', :user, 'admin', false, now(), now())",
+        {"pid": pid, "user": USERNAME}, {"prediction_id": pid, "label": "negative"}, AUTH)
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["label"] == "negative"
     assert count_rows() == (1, 1)

@@ -6,10 +6,9 @@ import json
 from datetime import datetime
 
 import pytest
-import sqlalchemy
 
 from conftest import AUTH, add_user
-from helpers import run_train, write_tiny_corpus
+from helpers import feedback_with_a_write_between, run_train, write_tiny_corpus
 from sentiment.db import Feedback, db
 from sentiment.training import parse_when, read_feedback
 
@@ -61,26 +60,9 @@ def test_a_rejection_committed_while_a_user_resends_their_feedback_stands(app, c
     the `rejected` it would have read before."""
     made, ana = corrected
     pid, fid = made["la sopa estaba fría"]
-    other = sqlalchemy.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
-    fired = []
-
-    def admin_rejects_first(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("UPDATE FEEDBACK") and not fired:
-            fired.append(statement)
-            with other.begin() as connection:
-                connection.execute(sqlalchemy.text(
-                    "UPDATE feedback SET rejected = :yes WHERE id = :id"), {"yes": True, "id": fid})
-
-    with app.app_context():
-        engine = db.engine
-    sqlalchemy.event.listen(engine, "before_cursor_execute", admin_rejects_first)
-    try:
-        again = client.post("/feedback", json={"prediction_id": pid, "label": "positive"},
-                            headers=ana)
-    finally:
-        sqlalchemy.event.remove(engine, "before_cursor_execute", admin_rejects_first)
-        other.dispose()
-    assert fired
+    again = feedback_with_a_write_between(
+        app, client, "UPDATE FEEDBACK", "UPDATE feedback SET rejected = :yes WHERE id = :id",
+        {"yes": True, "id": fid}, {"prediction_id": pid, "label": "positive"}, ana)
     assert again.status_code == 200, again.get_json()
     assert again.get_json()["rejected"] is True and again.get_json()["label"] == "positive"
     assert "la sopa estaba fría" not in trained_texts(app)
