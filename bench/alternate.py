@@ -19,11 +19,13 @@ many rounds the last checkout beat the first.
 import argparse
 import base64
 import os
+import runpy
 import secrets
 import shutil
 import statistics
 import sys
 import tempfile
+from unittest import mock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -34,6 +36,14 @@ from bench.load import (  # noqa: E402
     lua_script, make_tables, run_wrk, sample_texts)
 
 
+def workers_started(root, env):
+    """How many workers the checkout's gunicorn.conf.py starts under `env`
+    (since 26d4e6a it depends on the database), so a run waits for all of
+    them before the load starts."""
+    with mock.patch.dict(os.environ, env):
+        return int(runpy.run_path(os.path.join(root, "gunicorn.conf.py"))["workers"])
+
+
 def serve_and_load(root, env, script, connections, duration, tmp, seed=None):
     """One run of one checkout: its tables made, its server up and warm,
     then wrk. `seed`: (auth, texts) stored first, for feedback to be given
@@ -41,7 +51,7 @@ def serve_and_load(root, env, script, connections, duration, tmp, seed=None):
     make_tables(root, env)
     server = Server("app:app", env, root, tmp, "alternate")
     try:
-        server.wait_ready("/health", None, int(env.get("WEB_CONCURRENCY", os.cpu_count())))
+        server.wait_ready("/health", None, workers_started(root, env))
         if seed is not None:
             status, body = http(server.base, "/predict", seed[0], {"texts": seed[1]})
             if status != 200:
