@@ -174,16 +174,11 @@ def sqlite_file(engine):
     return os.path.abspath(database)
 
 
-def _sqlite_pragma(statement, dbapi_connection, connection_record):
-    """One of this app's settings on each new SQLite connection."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute(statement)
-    cursor.close()
-
-
-def _postgres_setting(statement, dbapi_connection, connection_record):
-    """One of this app's settings on each new PostgreSQL connection, committed
-    so that the pool's rollback on return cannot undo it."""
+def _setting(statement, dbapi_connection, connection_record):
+    """One of this app's settings (a PRAGMA, a SET) on each new connection,
+    committed so that the pool's rollback on return cannot undo it (a SET
+    inside PostgreSQL's open transaction would be; for SQLite's PRAGMAs the
+    commit has nothing to do)."""
     cursor = dbapi_connection.cursor()
     cursor.execute(statement)
     cursor.close()
@@ -218,13 +213,13 @@ def init_app(app):
         if level and db.engine.dialect.name == "sqlite":
             # How often a commit waits for the disk (see README, Performance).
             event.listen(db.engine, "connect",
-                         partial(_sqlite_pragma, f"PRAGMA synchronous={level}"))
+                         partial(_setting, f"PRAGMA synchronous={level}"))
         commit = str(app.config.get("POSTGRES_SYNCHRONOUS_COMMIT") or "").lower()
         if commit and db.engine.dialect.name == "postgresql":
             # A setting of the session, so every statement on the connection
             # (autocommit one-text INSERTs included) follows it.
             event.listen(db.engine, "connect", partial(
-                _postgres_setting, f"SET synchronous_commit TO {commit}"))
+                _setting, f"SET synchronous_commit TO {commit}"))
         checkpointer = walcheckpoint.attach(db.engine, sqlite_file(db.engine),
                                             app.config["SQLITE_CHECKPOINT_SECONDS"],
                                             level or "NORMAL")
@@ -232,7 +227,7 @@ def init_app(app):
             # Checkpoints come from the thread; a request's connection only
             # steps in if the log grows past BACKSTOP_PAGES.
             event.listen(db.engine, "connect", partial(
-                _sqlite_pragma, f"PRAGMA wal_autocheckpoint={walcheckpoint.BACKSTOP_PAGES}"))
+                _setting, f"PRAGMA wal_autocheckpoint={walcheckpoint.BACKSTOP_PAGES}"))
             # Every commit through SQLAlchemy (users, sign-in failures,
             # feedback, batches); one-text predictions commit on the driver
             # connection and tell the checkpointer themselves (_Inserts._alone).
