@@ -19,6 +19,12 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from . import LABELS
 from .text import WordFeatures, normalize
 
+try:
+    # Built by `pip install -e .` (setup.py); without it, the same in numpy.
+    from ._decision import decision as _compiled_decision
+except ImportError:  # pragma: no cover - depends on the install
+    _compiled_decision = None
+
 log = logging.getLogger(__name__)
 
 FORMAT = 1
@@ -91,6 +97,9 @@ CHECK_TEXTS = (
 _WORD_CACHE_SIZE = 50_000
 _NO_COLUMNS = np.zeros(0, dtype=np.intp)
 _NO_COLUMNS.setflags(write=False)
+# The compiled arithmetic's table of tf weights by count: a feature seen
+# more often in one text (a long run of "ja ja ja") goes through numpy.
+_WEIGHTED_COUNTS = 4096
 
 
 def _weigh(data, columns, binary, sublinear, idf):
@@ -325,6 +334,7 @@ class FastPath:
         data_dtype = np.result_type(*(v.dtype for v in self.vectorizers))
         self.dtype = np.result_type(data_dtype, self.coef_t.dtype)
         self.joint = self._joint_settings()
+        self.compiled = self._compiled_settings()
 
     def _joint_settings(self):
         """For one text, every vectorizer's arithmetic in one set of numpy
@@ -342,6 +352,47 @@ class FastPath:
                 return None
             idf = np.concatenate([v.idf for v in self.vectorizers])
         return {"idf": idf, "starts": np.array(self.offsets[1:], dtype=np.intp)}
+
+    def _compiled_settings(self, compiled=None):
+        """The arguments of sentiment/_decision.c's decision() that never
+        change, when it is built and does exactly what the numpy way does
+        for this model: its vectorizers weighed alike (joint), float32
+        tf-idf with float32 idf, float32 or float64 coefficients (the
+        shipped model's are float32). None otherwise."""
+        compiled = compiled or _compiled_decision
+        if compiled is None or self.joint is None:
+            return None
+        first = self.vectorizers[0]
+        idf = self.joint["idf"]
+        if (first.dtype != np.float32 or self.coef_t.dtype not in (np.float32, np.float64)
+                or self.dtype != self.coef_t.dtype
+                or (idf is not None and idf.dtype != np.float32)):
+            return None
+        # weights[count]: what _weigh makes of a count before idf, worked
+        # out by numpy itself (its float32 log, not the C library's).
+        weights = np.zeros(_WEIGHTED_COUNTS, dtype=np.float32)
+        counts = np.arange(1, _WEIGHTED_COUNTS, dtype=np.float32)
+        _weigh(counts, None, first.binary, first.sublinear, None)
+        weights[1:] = counts
+        return {
+            "function": compiled,
+            "weights": weights,
+            "idf": None if idf is None else np.ascontiguousarray(idf),
+            "starts": self.joint["starts"].astype(np.int64),
+            "coef": np.ascontiguousarray(self.coef_t),
+            # Added in the scores' type, as numpy adds it to them.
+            "intercept": np.ascontiguousarray(self.intercept, dtype=self.dtype),
+        }
+
+    def _compiled_decision(self, rows, found, count):
+        """decision scores of `count` rows through the compiled arithmetic,
+        or None (a count beyond its table: numpy's turn)."""
+        c = self.compiled
+        scores = np.empty((count, c["coef"].shape[1]), dtype=self.dtype)
+        if c["function"](rows, found, count, c["weights"], c["idf"], c["starts"], c["coef"],
+                         c["intercept"], scores):
+            return scores
+        return None
 
     def decision_function(self, texts, normalized):
         """coef_ . features + intercept, each row summed in column order in
@@ -384,6 +435,11 @@ class FastPath:
         found = np.concatenate([p[1] + offset if offset else p[1]
                                 for p, offset in zip(parts, self.offsets)])
         count = len(texts)
+        if self.compiled is not None:
+            scores = self._compiled_decision(rows.astype(np.int64, copy=False),
+                                             found.astype(np.int64, copy=False), count)
+            if scores is not None:
+                return scores
         if not found.size:
             return self._product(rows, found, np.zeros(0, dtype=self.dtype), count)
         width = self.coef_t.shape[0]
@@ -438,6 +494,10 @@ class FastPath:
         for size, offset in zip(sizes[1:], self.offsets[1:]):
             found[start:start + size] += offset
             start += size
+        if self.compiled is not None:
+            scores = self._compiled_decision(None, found.astype(np.int64, copy=False), 1)
+            if scores is not None:
+                return scores[0]
         columns, counts = _counted(found)
         first = self.vectorizers[0]
         data = counts.astype(first.dtype)

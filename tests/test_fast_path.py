@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from helpers import ROOT, TINY_CORPUS
+from sentiment import model as model_module
 from sentiment.model import CHECK_TEXTS, FastPath, SentimentModel, UnsupportedPipeline
 from sentiment.text import WordFeatures, normalize
 
@@ -177,3 +178,94 @@ def test_a_fast_path_that_differs_is_not_used(shipped, monkeypatch, caplog):
     expected = pipeline.predict_proba(["me encanta"])[0]
     assert model.predict(["me encanta"])[0][2]["positive"] == pytest.approx(
         float(expected[list(pipeline.classes_).index("positive")]), abs=0)
+
+
+# --- the arithmetic in C (sentiment/_decision.c) ------------------------------
+
+needs_compiled = pytest.mark.skipif(
+    model_module._compiled_decision is None and os.environ.get("CI") != "true",
+    reason="sentiment/_decision.c is not built (pip install -e .)")
+
+
+@needs_compiled
+def test_the_shipped_model_uses_the_compiled_arithmetic(shipped):
+    """Built by the README's install (under CI a missing build fails), and
+    the same numbers to the last bit as the numpy way and as scikit-learn,
+    in batches and one text at a time."""
+    _, pipeline = shipped
+    fast = FastPath(pipeline)
+    assert fast.compiled is not None
+    texts = corpus_texts(150) + EDGE_TEXTS + list(CHECK_TEXTS)
+    compiled_batch = fast.predict_proba(texts, one_by_one=False)
+    compiled_singles = np.vstack([fast.predict_proba([text]) for text in texts])
+    fast.compiled = None
+    np.testing.assert_array_equal(compiled_batch, fast.predict_proba(texts, one_by_one=False))
+    np.testing.assert_array_equal(compiled_singles,
+                                  np.vstack([fast.predict_proba([text]) for text in texts]))
+    np.testing.assert_array_equal(compiled_batch, pipeline.predict_proba(texts))
+
+
+@needs_compiled
+def test_a_feature_counted_beyond_the_table_goes_through_numpy(shipped):
+    _, pipeline = shipped
+    fast = FastPath(pipeline)
+    texts = ["ja " * (model_module._WEIGHTED_COUNTS + 10), "me encanta"]
+    rows, found = fast.vectorizers[1].found(texts, [None, None])
+    # The premise: one character n-gram of the first text is counted more
+    # often than the compiled table goes.
+    assert np.bincount(found[rows == 0]).max() >= model_module._WEIGHTED_COUNTS
+    assert fast._compiled_decision(None, np.zeros(0, dtype=np.int64), 1) is not None
+    np.testing.assert_array_equal(fast.predict_proba(texts, one_by_one=False),
+                                  pipeline.predict_proba(texts))
+    np.testing.assert_array_equal(fast.predict_proba(texts[:1]),
+                                  pipeline.predict_proba(texts[:1]))
+
+
+@needs_compiled
+@pytest.mark.parametrize("coef_dtype", [np.float32, np.float64])
+def test_compiled_arithmetic_in_either_coefficient_type(coef_dtype):
+    """float32 coefficients (what training gives) add in float32; float64
+    ones in float64, as scipy's product does."""
+    texts, y = tiny_rows()
+    pipeline = Pipeline([
+        ("features", FeatureUnion([
+            ("w", TfidfVectorizer(analyzer=word_features, sublinear_tf=True, dtype=np.float32)),
+            ("c", TfidfVectorizer(preprocessor=normalize, analyzer="char_wb", ngram_range=(2, 4),
+                                  sublinear_tf=True, dtype=np.float32)),
+        ])),
+        ("clf", LogisticRegression(C=10.0)),
+    ])
+    pipeline.fit(texts, y)
+    clf = pipeline.steps[-1][1]
+    clf.coef_ = clf.coef_.astype(coef_dtype)
+    clf.intercept_ = clf.intercept_.astype(coef_dtype)
+    fast = FastPath(pipeline)
+    assert fast.compiled is not None and fast.compiled["coef"].dtype == coef_dtype
+    probe = texts + EDGE_TEXTS + list(CHECK_TEXTS)
+    expected = pipeline.predict_proba(probe)
+    assert expected.dtype == coef_dtype
+    np.testing.assert_array_equal(fast.predict_proba(probe, one_by_one=False), expected)
+    singles = np.vstack([fast.predict_proba([text]) for text in probe])
+    np.testing.assert_allclose(singles, expected, rtol=0, atol=1e-6)
+
+
+@needs_compiled
+def test_compiled_arithmetic_refuses_what_would_read_out_of_bounds(shipped):
+    _, pipeline = shipped
+    settings = FastPath(pipeline).compiled
+    decision = settings["function"]
+    fixed = (settings["weights"], settings["idf"], settings["starts"], settings["coef"],
+             settings["intercept"])
+    out = np.empty((1, settings["coef"].shape[1]), dtype=settings["coef"].dtype)
+    width = settings["coef"].shape[0]
+    with pytest.raises(ValueError, match="out of range"):
+        decision(None, np.array([width], dtype=np.int64), 1, *fixed, out)
+    with pytest.raises(ValueError, match="out of range"):
+        decision(None, np.array([-1], dtype=np.int64), 1, *fixed, out)
+    with pytest.raises(ValueError, match="out of range"):
+        decision(np.array([1], dtype=np.int64), np.array([0], dtype=np.int64), 1, *fixed, out)
+    with pytest.raises(TypeError, match="wrong item type"):
+        decision(None, np.array([0], dtype=np.int32), 1, *fixed, out)
+    with pytest.raises(ValueError, match="sizes disagree"):
+        decision(None, np.array([0], dtype=np.int64), 2, *fixed, out)
+    assert decision(None, np.array([0, 0, 5], dtype=np.int64), 1, *fixed, out) is True
