@@ -40,11 +40,42 @@ static int64_t median_of_three(int64_t x, int64_t y, int64_t z)
     return x < z ? x : (y < z ? z : y);
 }
 
+static void sift_down(int64_t *a, Py_ssize_t root, Py_ssize_t n)
+{
+    for (Py_ssize_t child; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && a[child + 1] > a[child])
+            child++;
+        if (a[root] >= a[child])
+            return;
+        int64_t swap = a[root];
+        a[root] = a[child];
+        a[child] = swap;
+    }
+}
+
+static void heap_sort(int64_t *a, Py_ssize_t n)
+{
+    for (Py_ssize_t i = n / 2; i-- > 0;)
+        sift_down(a, i, n);
+    for (Py_ssize_t end = n - 1; end > 0; end--) {
+        int64_t swap = a[0];
+        a[0] = a[end];
+        a[end] = swap;
+        sift_down(a, 0, end);
+    }
+}
+
 /* Ascending. A row holds a few hundred columns: quicksort (Hoare's
- * partition around a median of three) down to short runs, then insertion. */
-static void sort_columns(int64_t *a, Py_ssize_t n)
+ * partition around a median of three) down to short runs, then insertion;
+ * heapsort past `depth` partitions, so that no text (they come from users,
+ * up to thousands of columns) can make it quadratic. */
+static void sort_part(int64_t *a, Py_ssize_t n, int depth)
 {
     while (n > 24) {
+        if (depth-- == 0) {
+            heap_sort(a, n);
+            return;
+        }
         int64_t pivot = median_of_three(a[0], a[n / 2], a[n - 1]);
         Py_ssize_t i = -1, j = n;
         for (;;) {
@@ -59,15 +90,23 @@ static void sort_columns(int64_t *a, Py_ssize_t n)
         /* [0, j] and [j + 1, n): recurse into the shorter one. */
         Py_ssize_t left = j + 1;
         if (left < n - left) {
-            sort_columns(a, left);
+            sort_part(a, left, depth);
             a += left;
             n -= left;
         } else {
-            sort_columns(a + left, n - left);
+            sort_part(a + left, n - left, depth);
             n = left;
         }
     }
     insertion_sort(a, n);
+}
+
+static void sort_columns(int64_t *a, Py_ssize_t n)
+{
+    int depth = 0;
+    for (Py_ssize_t m = n; m > 1; m >>= 1)
+        depth += 2;
+    sort_part(a, n, depth);
 }
 
 static int get_buffer(PyObject *object, Py_buffer *view, const char *name, char kind,

@@ -357,15 +357,16 @@ class FastPath:
         """The arguments of sentiment/_decision.c's decision() that never
         change, when it is built and does exactly what the numpy way does
         for this model: its vectorizers weighed alike (joint), float32
-        tf-idf with float32 idf, float32 or float64 coefficients (the
-        shipped model's are float32). None otherwise."""
+        tf-idf with float32 idf, float32 or float64 coefficients and an
+        intercept of their type (the shipped model's are float32; a float64
+        intercept would make numpy's scores float64). None otherwise."""
         compiled = compiled or _compiled_decision
         if compiled is None or self.joint is None:
             return None
         first = self.vectorizers[0]
         idf = self.joint["idf"]
         if (first.dtype != np.float32 or self.coef_t.dtype not in (np.float32, np.float64)
-                or self.dtype != self.coef_t.dtype
+                or self.dtype != self.coef_t.dtype or self.intercept.dtype != self.dtype
                 or (idf is not None and idf.dtype != np.float32)):
             return None
         # weights[count]: what _weigh makes of a count before idf, worked
@@ -380,8 +381,7 @@ class FastPath:
             "idf": None if idf is None else np.ascontiguousarray(idf),
             "starts": self.joint["starts"].astype(np.int64),
             "coef": np.ascontiguousarray(self.coef_t),
-            # Added in the scores' type, as numpy adds it to them.
-            "intercept": np.ascontiguousarray(self.intercept, dtype=self.dtype),
+            "intercept": np.ascontiguousarray(self.intercept),
         }
 
     def _compiled_decision(self, rows, found, count):

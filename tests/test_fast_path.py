@@ -245,8 +245,34 @@ def test_compiled_arithmetic_in_either_coefficient_type(coef_dtype):
     expected = pipeline.predict_proba(probe)
     assert expected.dtype == coef_dtype
     np.testing.assert_array_equal(fast.predict_proba(probe, one_by_one=False), expected)
+    # One text at a time, through the compiled arithmetic too, the same bits.
     singles = np.vstack([fast.predict_proba([text]) for text in probe])
-    np.testing.assert_allclose(singles, expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(singles, expected)
+
+
+@needs_compiled
+def test_compiled_sort_of_many_columns():
+    """Thousands of columns in one row, in orders a quicksort handles worst
+    (sorted, reversed, all equal, organ pipe): every count still right."""
+    width, k = 5000, 3
+    rng = np.random.default_rng(7)
+    coef = rng.standard_normal((width, k))
+    intercept = np.zeros(k)
+    weights = np.arange(model_module._WEIGHTED_COUNTS, dtype=np.float32)
+    starts = np.zeros(0, dtype=np.int64)
+    ramp = np.arange(width, dtype=np.int64)
+    orders = [ramp, ramp[::-1].copy(), np.full(4000, 17, dtype=np.int64),
+              np.concatenate([ramp[::2], ramp[1::2][::-1]]), rng.integers(0, 300, 4000)]
+    for columns in orders:
+        out = np.empty((1, k))
+        assert model_module._compiled_decision(None, columns, 1, weights, None, starts, coef,
+                                               intercept, out) is True
+        found, counts = np.unique(columns, return_counts=True)
+        values = counts.astype(np.float32)
+        values = (values / np.sqrt(np.add.accumulate((values * values).astype(np.float64))[-1])
+                  ).astype(np.float32)
+        expected = np.add.accumulate(coef[found] * values.astype(np.float64)[:, None])[-1]
+        np.testing.assert_array_equal(out[0], expected)
 
 
 @needs_compiled
