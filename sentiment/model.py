@@ -532,6 +532,14 @@ class FastPath:
         if self.binary:
             positive = expit(scores.reshape(-1))
             return np.stack([1 - positive, positive], axis=1)
+        if len(scores) == 1:
+            # sklearn's softmax on the one row, without the axis arguments
+            # and reshapes: the same reductions, the same numbers.
+            row = scores[0]
+            row -= row.max()
+            np.exp(row, out=row)
+            row /= row.sum()
+            return scores
         scores -= scores.max(axis=1).reshape((-1, 1))
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=1).reshape((-1, 1))
@@ -581,6 +589,10 @@ class SentimentModel:
         self.overrides = overrides
         classes = list(pipeline.classes_)
         self._order = [classes.index(label) for label in LABELS]
+        # None: the classifier's columns are already in LABELS order (sorted
+        # labels, as scikit-learn keeps them), so no reordering copy.
+        if self._order == list(range(len(LABELS))):
+            self._order = None
         # Checked against predict_proba here, once per load; None means sklearn.
         self.fast = fast_path_for(pipeline) if fast else None
 
@@ -615,7 +627,10 @@ class SentimentModel:
     def predict(self, texts):
         """(label, score, probabilities) for each text, in order."""
         normalized = [normalize(text) for text in texts]
-        matrix = self.predict_proba(texts, normalized)[:, self._order].tolist()
+        matrix = self.predict_proba(texts, normalized)
+        if self._order is not None:
+            matrix = matrix[:, self._order]
+        matrix = matrix.tolist()
         overrides = self.overrides
         results = []
         for norm, probs in zip(normalized, matrix):
