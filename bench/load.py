@@ -129,7 +129,10 @@ def model_numbers(model_path, texts):
     model = SentimentModel.load(model_path)
     paths = {}
     if getattr(model, "fast", None) is not None:  # older checkouts have no fast path
-        paths["fast path"] = model.predict_proba
+        # Since the ninth round its arithmetic is in C where sentiment/_decision.c
+        # was built in the checkout, in numpy otherwise: the report says which.
+        compiled = getattr(model.fast, "compiled", None) is not None
+        paths["fast path" + (", arithmetic in C" if compiled else "")] = model.predict_proba
     paths["scikit-learn"] = lambda batch: model.pipeline.predict_proba(list(batch))
     numbers = {}
     for name, predict_proba in paths.items():
