@@ -353,15 +353,14 @@ class FastPath:
             idf = np.concatenate([v.idf for v in self.vectorizers])
         return {"idf": idf, "starts": np.array(self.offsets[1:], dtype=np.intp)}
 
-    def _compiled_settings(self, compiled=None):
+    def _compiled_settings(self):
         """The arguments of sentiment/_decision.c's decision() that never
         change, when it is built and does exactly what the numpy way does
         for this model: its vectorizers weighed alike (joint), float32
         tf-idf with float32 idf, float32 or float64 coefficients and an
         intercept of their type (the shipped model's are float32; a float64
         intercept would make numpy's scores float64). None otherwise."""
-        compiled = compiled or _compiled_decision
-        if compiled is None or self.joint is None:
+        if _compiled_decision is None or self.joint is None:
             return None
         first = self.vectorizers[0]
         idf = self.joint["idf"]
@@ -376,7 +375,7 @@ class FastPath:
         _weigh(counts, None, first.binary, first.sublinear, None)
         weights[1:] = counts
         return {
-            "function": compiled,
+            "function": _compiled_decision,
             "weights": weights,
             "idf": None if idf is None else np.ascontiguousarray(idf),
             "starts": self.joint["starts"].astype(np.int64),
