@@ -383,7 +383,7 @@ class FastPath:
             "intercept": np.ascontiguousarray(self.intercept),
         }
 
-    def _compiled_decision(self, rows, found, count):
+    def _compiled_scores(self, rows, found, count):
         """decision scores of `count` rows through the compiled arithmetic,
         or None (a count beyond its table: numpy's turn)."""
         c = self.compiled
@@ -435,7 +435,7 @@ class FastPath:
                                 for p, offset in zip(parts, self.offsets)])
         count = len(texts)
         if self.compiled is not None:
-            scores = self._compiled_decision(rows.astype(np.int64, copy=False),
+            scores = self._compiled_scores(rows.astype(np.int64, copy=False),
                                              found.astype(np.int64, copy=False), count)
             if scores is not None:
                 return scores
@@ -494,7 +494,7 @@ class FastPath:
             found[start:start + size] += offset
             start += size
         if self.compiled is not None:
-            scores = self._compiled_decision(None, found.astype(np.int64, copy=False), 1)
+            scores = self._compiled_scores(None, found.astype(np.int64, copy=False), 1)
             if scores is not None:
                 return scores[0]
         columns, counts = _counted(found)

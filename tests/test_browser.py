@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from conftest import AUTH, PASSWORD, USERNAME
-from helpers import ROOT, Gunicorn
+from helpers import ROOT, Gunicorn, missing
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -24,16 +24,13 @@ SPANISH = "La comida estaba buenísima y el camarero fue muy amable"
 
 def _need_browser():
     """Skip (fail under CI) unless Chromium, its driver and selenium exist."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
+    absent = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
     try:
         import selenium  # noqa: F401
     except ImportError:
-        missing.append("the selenium package")
-    if missing:
-        message = f"browser tests need {', '.join(missing)} (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        absent.append("the selenium package")
+    if absent:
+        missing(f"browser tests need {', '.join(absent)} (apt-get install chromium chromium-driver)")
 
 
 @pytest.fixture(scope="module")

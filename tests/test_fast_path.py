@@ -11,7 +11,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, T
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from helpers import ROOT, TINY_CORPUS
+from helpers import ROOT, TINY_CORPUS, missing
 from sentiment import model as model_module
 from sentiment.model import CHECK_TEXTS, FastPath, SentimentModel, UnsupportedPipeline
 from sentiment.text import WordFeatures, normalize
@@ -182,9 +182,15 @@ def test_a_fast_path_that_differs_is_not_used(shipped, monkeypatch, caplog):
 
 # --- the arithmetic in C (sentiment/_decision.c) ------------------------------
 
-needs_compiled = pytest.mark.skipif(
-    model_module._compiled_decision is None and os.environ.get("CI") != "true",
-    reason="sentiment/_decision.c is not built (pip install -e .)")
+@pytest.fixture
+def compiled():
+    """The C function, or a skip (a failure under CI) when it was not built."""
+    if model_module._compiled_decision is None:
+        missing("sentiment/_decision.c is not built (pip install -e .)")
+    return model_module._compiled_decision
+
+
+needs_compiled = pytest.mark.usefixtures("compiled")
 
 
 @needs_compiled
@@ -214,7 +220,7 @@ def test_a_feature_counted_beyond_the_table_goes_through_numpy(shipped):
     # The premise: one character n-gram of the first text is counted more
     # often than the compiled table goes.
     assert np.bincount(found[rows == 0]).max() >= model_module._WEIGHTED_COUNTS
-    assert fast._compiled_decision(None, np.zeros(0, dtype=np.int64), 1) is not None
+    assert fast._compiled_scores(None, np.zeros(0, dtype=np.int64), 1) is not None
     np.testing.assert_array_equal(fast.predict_proba(texts, one_by_one=False),
                                   pipeline.predict_proba(texts))
     np.testing.assert_array_equal(fast.predict_proba(texts[:1]),
