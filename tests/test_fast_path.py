@@ -257,9 +257,9 @@ def test_compiled_arithmetic_in_either_coefficient_type(coef_dtype):
 
 
 @needs_compiled
-def test_compiled_sort_of_many_columns():
-    """Thousands of columns in one row, in orders a quicksort handles worst
-    (sorted, reversed, all equal, organ pipe): every count still right."""
+def test_compiled_counts_of_many_columns():
+    """Thousands of columns in one row, in any order (sorted, reversed, all
+    equal, organ pipe, random): every count still right."""
     width, k = 5000, 3
     rng = np.random.default_rng(7)
     coef = rng.standard_normal((width, k))
@@ -279,6 +279,35 @@ def test_compiled_sort_of_many_columns():
                   ).astype(np.float32)
         expected = np.add.accumulate(coef[found] * values.astype(np.float64)[:, None])[-1]
         np.testing.assert_array_equal(out[0], expected)
+
+
+@needs_compiled
+def test_compiled_counts_start_from_zero_after_a_refused_row():
+    """The counts live between calls: a row refused halfway (a count past
+    the table) must leave none behind for the next call's rows."""
+    width, k = 300, 2
+    coef = np.random.default_rng(3).standard_normal((width, k))
+    intercept = np.zeros(k)
+    starts = np.zeros(0, dtype=np.int64)
+    weights = np.arange(8, dtype=np.float32)
+    decision = model_module._compiled_decision
+
+    def scores(rows, columns, n_rows, weights=weights):
+        out = np.empty((n_rows, k))
+        done = decision(rows, np.array(columns, dtype=np.int64), n_rows, weights, None, starts,
+                        coef, intercept, out)
+        return out if done else None
+
+    clean = scores(None, [5, 9, 9, 260], 1)
+    # Row 1 counts column 9 eight times: refused after row 0 was done.
+    assert scores(np.array([0, 0, 1, 1, 1] + [1] * 8, dtype=np.int64),
+                  [5, 260, 5, 260, 299] + [9] * 8, 2) is None
+    assert scores(None, [260] + [7] * 8 + [5], 1) is None
+    np.testing.assert_array_equal(scores(None, [260, 9, 5, 9], 1), clean)
+    # A table too short for any count refuses every row, reading nothing.
+    assert scores(None, [5], 1, weights[:1]) is None
+    assert scores(None, [5], 1, weights[:0]) is None
+    np.testing.assert_array_equal(scores(None, [9, 5, 260, 9], 1), clean)
 
 
 @needs_compiled
