@@ -20,7 +20,11 @@ LONG = "a" * 5001
     ({"texts": ["ok", 3]}, "texts[1]"),
     ({"texts": ["ok", "  "]}, "texts[1]"),
     ({"texts": ["ok"] * 1001}, "at most 1000"),
-    ({"texts": ["ok", LONG]}, "longer than 5000"),
+    ({"texts": ["ok", LONG]}, "'texts[1]' is longer than 5000"),
+    ({"texts": ["ok", "ñ", ""]}, "'texts[2]' is empty"),
+    ({"texts": ["ok", None]}, "missing 'texts[1]'"),
+    ({"texts": ["ok", "año\x00"]}, "'texts[1]' contains a NUL"),
+    ({"texts": ["ok", "\u2003\n"]}, "'texts[1]' is empty"),
     ({"text": "a", "texts": ["b"]}, "not both"),
 ])
 def test_bad_predict_bodies(client, count_rows, body, message):
@@ -50,6 +54,14 @@ def test_unpaired_surrogate_is_refused(client, count_rows):
                            content_type="application/json")
     assert response.status_code == 400
     assert "Unicode" in response.get_json()["error"]
+    assert count_rows() == (0, 0)
+
+
+def test_unpaired_surrogate_in_a_batch_is_refused_by_its_place(client, count_rows):
+    response = client.post("/predict", data='{"texts": ["año", "x\\udc00y"]}', headers=AUTH,
+                           content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "'texts[1]' is not valid Unicode (unpaired surrogate)"
     assert count_rows() == (0, 0)
 
 
