@@ -24,7 +24,7 @@ import os
 from flask import Flask
 
 from sentiment import (admin, api, auth, batch, db, errors, health, history, i18n, insight,
-                       security, users, web)
+                       jsonanswers, security, users, web)
 from sentiment.config import DEFAULT_MODEL_PATH, DEFAULTS, database_url, from_environment
 from sentiment.config import check as check_settings
 from sentiment.model import ModelHolder
@@ -55,6 +55,7 @@ def create_app(test_config=None, instance_path=None):
     auth.init_app(app)
     security.init_app(app)
     errors.init_app(app)
+    jsonanswers.init_app(app)
     i18n.init_app(app)
     app.extensions["sentiment_model"] = ModelHolder(
         app.config["MODEL_PATH"], app.config["MODEL_CHECK_INTERVAL"], app.config["LOAD_MODEL"])
