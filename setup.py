@@ -1,7 +1,7 @@
-"""Builds the one C module, sentiment/_decision.c, in place:
-`pip install -e .` (which requirements.txt does). Optional: without a C
-compiler the install goes on, and the model does the same arithmetic in
-numpy (sentiment/model.py)."""
+"""Builds the C modules, sentiment/_decision.c and sentiment/_words.c, in
+place: `pip install -e .` (which requirements.txt does). Optional: without a
+C compiler the install goes on, and the model does the same work in numpy
+and Python (sentiment/model.py)."""
 from setuptools import Extension, setup
 
 setup(
@@ -12,6 +12,10 @@ setup(
         "sentiment._decision", ["sentiment/_decision.c"],
         # Separate multiplies and adds, as scipy's loop does (bit for bit).
         extra_compile_args=["-O2", "-ffp-contract=off", "-fno-fast-math"],
+        optional=True,
+    ), Extension(
+        "sentiment._words", ["sentiment/_words.c"],
+        extra_compile_args=["-O2"],
         optional=True,
     )],
 )

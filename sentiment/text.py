@@ -218,6 +218,13 @@ class WordFeatures:
             self._features = features
         return features
 
+    def compiled_arguments(self):
+        """What sentiment/_words.c's columns() takes after the texts and the
+        vocabulary to make from_normalized's features: the lexicon's
+        features (or None) and the word sets of this module."""
+        return (self._lexicon_features() if self.lexicon else None, _NEGATORS, _SCOPE_BREAKERS,
+                _PUNCTUATION, _TRANSPARENT, _CONTRAST, _CLAUSE_END, _NEGATION_SCOPE)
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_features", None)

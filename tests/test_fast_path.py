@@ -330,3 +330,98 @@ def test_compiled_arithmetic_refuses_what_would_read_out_of_bounds(shipped):
     with pytest.raises(ValueError, match="sizes disagree"):
         decision(None, np.array([0], dtype=np.int64), 2, *fixed, out)
     assert decision(None, np.array([0, 0, 5], dtype=np.int64), 1, *fixed, out) is True
+
+
+# --- the word features in C (sentiment/_words.c) -------------------------------
+
+@pytest.fixture
+def compiled_words():
+    """The C function, or a skip (a failure under CI) when it was not built."""
+    if model_module._compiled_word_columns is None:
+        missing("sentiment/_words.c is not built (pip install -e .)")
+    return model_module._compiled_word_columns
+
+
+def _python_columns(vectorizer, texts):
+    """Each normalised text's word-feature columns the Python way, sorted."""
+    analyzer = vectorizer.from_normalized.__self__
+    return [sorted(j for j in map(vectorizer.vocabulary.get, analyzer.from_normalized(text))
+                   if j is not None) for text in texts]
+
+
+def _compiled_columns(vectorizer, texts):
+    columns, counts = vectorizer._compiled_columns(texts, texts)
+    ends = np.cumsum(counts)
+    return [sorted(columns[end - count:end].tolist()) for end, count in zip(ends, counts)]
+
+
+def _fuzz_texts(count, seed):
+    """Texts made to catch a tokeniser out: words of the negation, contrast
+    and scope sets, apostrophes in and around words, every punctuation mark
+    the tokens know, letters they do not (ß, é, Ñ, CJK, emoji), glued or
+    spaced."""
+    import random
+
+    from sentiment import text as text_module
+    rng = random.Random(seed)
+    words = sorted(text_module._NEGATORS | text_module._SCOPE_BREAKERS
+                   | text_module._TRANSPARENT | text_module._CONTRAST | text_module._CLAUSE_END
+                   | text_module._PUNCTUATION) + [
+        "n't", "don't", "it's", "rock'n'roll", "l'ñu", "a'1", "bueno", "malo", "good", "bad",
+        "NEG_x", "neg_x", "AFTER_BUT_x", "love", "excelente", "horrible", "meh"]
+    letters = list("abcdefghijklmnopqrstuvwxyz0123456789_ñçÑÇ'’!?¡¿.,;:  \t\nßøé日😀-\"()")
+    texts = []
+    for _ in range(count):
+        parts = [rng.choice(words) if rng.random() < 0.6 else
+                 "".join(rng.choice(letters) for _ in range(rng.randint(1, 6)))
+                 for _ in range(rng.randint(0, 14))]
+        texts.append(rng.choice([" ", "", "'", ",", " '"]).join(parts))
+    return texts
+
+
+@pytest.mark.usefixtures("compiled_words")
+def test_compiled_word_features_are_the_python_ones(shipped):
+    """The same columns, text by text, as WordFeatures.from_normalized and
+    the vocabulary give: on the corpus, the edge texts, and 20,000 made-up
+    texts both normalised and raw (raw: any character, upper case
+    included, reaches the tokeniser)."""
+    _, pipeline = shipped
+    fast = FastPath(pipeline)
+    words = fast.vectorizers[0]
+    assert words.compiled_words is not None
+    made_up = _fuzz_texts(20_000, seed=11)
+    texts = [normalize(t) for t in corpus_texts() + EDGE_TEXTS + list(CHECK_TEXTS) + made_up]
+    texts += made_up
+    assert _compiled_columns(words, texts) == _python_columns(words, texts)
+
+
+@pytest.mark.usefixtures("compiled_words")
+def test_the_shipped_model_gives_the_same_answers_without_compiled_words(shipped, monkeypatch):
+    _, pipeline = shipped
+    texts = corpus_texts(150) + EDGE_TEXTS + list(CHECK_TEXTS)
+    fast = FastPath(pipeline)
+    batch = fast.predict_proba(texts, one_by_one=False)
+    singles = np.vstack([fast.predict_proba([text]) for text in texts])
+    monkeypatch.setattr(model_module, "_compiled_word_columns", None)
+    python = FastPath(pipeline)
+    assert python.vectorizers[0].compiled_words is None
+    np.testing.assert_array_equal(batch, python.predict_proba(texts, one_by_one=False))
+    np.testing.assert_array_equal(singles, np.vstack([python.predict_proba([t]) for t in texts]))
+    np.testing.assert_array_equal(batch, pipeline.predict_proba(texts))
+
+
+def test_compiled_word_features_refuse_bad_arguments(compiled_words):
+    sets = WordFeatures().compiled_arguments()[1:]
+    with pytest.raises(TypeError):
+        compiled_words(("tuple",), {}, None, *sets)
+    with pytest.raises(TypeError, match="must be str"):
+        compiled_words(["ok", b"bytes"], {}, None, *sets)
+    with pytest.raises(TypeError, match="sets"):
+        compiled_words(["ok"], {}, None, ["no"], *sets[1:])
+    with pytest.raises(TypeError, match="lexicon"):
+        compiled_words(["ok"], {}, ["no"], *sets)
+    with pytest.raises(TypeError):
+        compiled_words(["ok"], {"ok": "not a column"}, None, *sets)
+    columns, counts = compiled_words(["ok ok", "", "nada"], {"ok": 4}, None, *sets)
+    assert np.frombuffer(columns, dtype=np.int64).tolist() == [4, 4]
+    assert np.frombuffer(counts, dtype=np.int64).tolist() == [2, 0, 0]

@@ -1,0 +1,370 @@
+/* The word features of already normalised texts (sentiment/text.py,
+ * WordFeatures.from_normalized) looked up in the word vocabulary, in one
+ * call for a whole batch: tokens, negation marking, bigrams, contrast and
+ * lexicon features, then each feature's column. In Python the features
+ * were the largest part of a text's model time (string joins and list
+ * building, then a dictionary lookup per feature).
+ *
+ * The same features as the Python code, by construction: the same token
+ * rule as text._TOKEN ([a-zñç0-9_]+(?:'[a-z]+)? or one of !?¡¿.,;:, with
+ * the apostrophe dropped as tokens() drops it), the same loops over the
+ * same Python sets and dictionaries (handed in by sentiment/model.py), and
+ * the same vocabulary. Order aside: the caller counts the columns.
+ *
+ * Optional, like _decision.c: without it sentiment/model.py calls the
+ * Python code.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static int is_word_char(Py_UCS4 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == 0xF1 /* ñ */
+           || c == 0xE7 /* ç */;
+}
+
+static int is_punctuation(Py_UCS4 c)
+{
+    return c == '!' || c == '?' || c == 0xA1 /* ¡ */ || c == 0xBF /* ¿ */ || c == '.' ||
+           c == ',' || c == ';' || c == ':';
+}
+
+/* A growing array of int64 (the columns found, or each text's count). */
+typedef struct {
+    int64_t *items;
+    Py_ssize_t size, room;
+} Column_list;
+
+static int append(Column_list *list, int64_t value)
+{
+    if (list->size == list->room) {
+        Py_ssize_t room = list->room ? 2 * list->room : 1024;
+        int64_t *items = PyMem_Realloc(list->items, room * sizeof(int64_t));
+        if (!items) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        list->items = items;
+        list->room = room;
+    }
+    list->items[list->size++] = value;
+    return 0;
+}
+
+/* One text's state: its tokens and marked words as Python strings. */
+typedef struct {
+    PyObject *vocabulary, *lexicon, *negators, *breakers, *punctuation, *transparent,
+        *contrast, *clause_end;
+    long scope;
+    Column_list *columns;
+    Py_UCS1 *buffer; /* for the strings built from pieces */
+    Py_ssize_t room;
+} Context;
+
+static Py_UCS1 *buffer_of(Context *context, Py_ssize_t size)
+{
+    if (size > context->room) {
+        Py_UCS1 *buffer = PyMem_Realloc(context->buffer, size);
+        if (!buffer) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        context->buffer = buffer;
+        context->room = size;
+    }
+    return context->buffer;
+}
+
+/* Adds the feature's column, if the vocabulary knows it; -1 on error. */
+static int look_up(Context *context, PyObject *feature)
+{
+    PyObject *column = PyDict_GetItemWithError(context->vocabulary, feature);
+    if (!column)
+        return PyErr_Occurred() ? -1 : 0;
+    long long value = PyLong_AsLongLong(column);
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    return append(context->columns, value);
+}
+
+/* prefix + word (both Latin-1, as every token is), a new reference. */
+static PyObject *prefixed(Context *context, const char *prefix, PyObject *word)
+{
+    Py_ssize_t p = (Py_ssize_t)strlen(prefix), n = PyUnicode_GET_LENGTH(word);
+    Py_UCS1 *buffer = buffer_of(context, p + n);
+    if (!buffer)
+        return NULL;
+    memcpy(buffer, prefix, p);
+    memcpy(buffer + p, PyUnicode_1BYTE_DATA(word), n);
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buffer, p + n);
+}
+
+static int contains(PyObject *set, PyObject *key)
+{
+    /* PySet_Contains, which takes sets and frozensets alike. */
+    return PySet_Contains(set, key);
+}
+
+/* The tokens of normalised text, as text.tokens() gives them: a new list. */
+static PyObject *tokens_of(Context *context, PyObject *text)
+{
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *tokens = PyList_New(0);
+    Py_UCS1 *buffer = buffer_of(context, n + 1);
+    if (!tokens || !buffer)
+        goto error;
+    for (Py_ssize_t i = 0; i < n;) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        Py_ssize_t size = 0;
+        if (is_word_char(c)) {
+            while (i < n && is_word_char(c = PyUnicode_READ(kind, data, i))) {
+                buffer[size++] = (Py_UCS1)c;
+                i++;
+            }
+            /* (?:'[a-z]+)?, the apostrophe itself dropped (tokens()). */
+            if (i + 1 < n && PyUnicode_READ(kind, data, i) == '\'') {
+                Py_UCS4 next = PyUnicode_READ(kind, data, i + 1);
+                if (next >= 'a' && next <= 'z') {
+                    i++;
+                    while (i < n && (c = PyUnicode_READ(kind, data, i)) >= 'a' && c <= 'z') {
+                        buffer[size++] = (Py_UCS1)c;
+                        i++;
+                    }
+                }
+            }
+        } else if (is_punctuation(c)) {
+            buffer[size++] = (Py_UCS1)c;
+            i++;
+        } else {
+            i++;
+            continue;
+        }
+        PyObject *token = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buffer, size);
+        if (!token || PyList_Append(tokens, token) < 0) {
+            Py_XDECREF(token);
+            goto error;
+        }
+        Py_DECREF(token);
+    }
+    return tokens;
+error:
+    Py_XDECREF(tokens);
+    return NULL;
+}
+
+/* text.mark_negation: a new list of words. */
+static PyObject *marked(Context *context, PyObject *tokens)
+{
+    PyObject *words = PyList_New(0);
+    if (!words)
+        return NULL;
+    long scope = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tokens); i++) {
+        PyObject *token = PyList_GET_ITEM(tokens, i), *word = token;
+        int found = contains(context->punctuation, token);
+        if (found < 0)
+            goto error;
+        if (found) {
+            scope = 0;
+            continue;
+        }
+        if ((found = contains(context->breakers, token)) < 0)
+            goto error;
+        if (found) {
+            scope = 0;
+            if (PyList_Append(words, token) < 0)
+                goto error;
+            continue;
+        }
+        if (scope) {
+            if ((found = contains(context->transparent, token)) < 0)
+                goto error;
+            if (!found) {
+                scope--;
+                if (!(word = prefixed(context, "NEG_", token)))
+                    goto error;
+                int failed = PyList_Append(words, word);
+                Py_DECREF(word);
+                if (failed < 0)
+                    goto error;
+                word = NULL;
+            }
+        }
+        if (word && PyList_Append(words, word) < 0)
+            goto error;
+        if ((found = contains(context->negators, token)) < 0)
+            goto error;
+        if (found)
+            scope = context->scope;
+    }
+    return words;
+error:
+    Py_DECREF(words);
+    return NULL;
+}
+
+static int bigrams(Context *context, PyObject *words)
+{
+    for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(words); i++) {
+        PyObject *left = PyList_GET_ITEM(words, i), *right = PyList_GET_ITEM(words, i + 1);
+        Py_ssize_t l = PyUnicode_GET_LENGTH(left), r = PyUnicode_GET_LENGTH(right);
+        Py_UCS1 *buffer = buffer_of(context, l + 1 + r);
+        if (!buffer)
+            return -1;
+        memcpy(buffer, PyUnicode_1BYTE_DATA(left), l);
+        buffer[l] = ' ';
+        memcpy(buffer + l + 1, PyUnicode_1BYTE_DATA(right), r);
+        PyObject *bigram = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buffer, l + 1 + r);
+        if (!bigram)
+            return -1;
+        int failed = look_up(context, bigram);
+        Py_DECREF(bigram);
+        if (failed < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* text.contrast_features. */
+static int after_contrast(Context *context, PyObject *tokens)
+{
+    int after = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tokens); i++) {
+        PyObject *token = PyList_GET_ITEM(tokens, i);
+        int found = contains(context->clause_end, token);
+        if (found < 0)
+            return -1;
+        if (found) {
+            after = 0;
+            continue;
+        }
+        if ((found = contains(context->contrast, token)) < 0)
+            return -1;
+        if (found) {
+            after = 1;
+            continue;
+        }
+        if (!after)
+            continue;
+        if ((found = contains(context->punctuation, token)) < 0)
+            return -1;
+        if (found)
+            continue;
+        PyObject *feature = prefixed(context, "AFTER_BUT_", token);
+        if (!feature)
+            return -1;
+        int failed = look_up(context, feature);
+        Py_DECREF(feature);
+        if (failed < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int features_of(Context *context, PyObject *text)
+{
+    PyObject *tokens = tokens_of(context, text), *words = NULL;
+    int result = -1;
+    if (!tokens || !(words = marked(context, tokens)))
+        goto done;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++)
+        if (look_up(context, PyList_GET_ITEM(words, i)) < 0)
+            goto done;
+    if (bigrams(context, words) < 0 || after_contrast(context, tokens) < 0)
+        goto done;
+    if (context->lexicon != Py_None) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++) {
+            PyObject *feature = PyDict_GetItemWithError(context->lexicon,
+                                                        PyList_GET_ITEM(words, i));
+            if (!feature) {
+                if (PyErr_Occurred())
+                    goto done;
+                continue;
+            }
+            int truth = PyObject_IsTrue(feature);
+            if (truth < 0 || (truth && look_up(context, feature) < 0))
+                goto done;
+        }
+    }
+    result = 0;
+done:
+    Py_XDECREF(tokens);
+    Py_XDECREF(words);
+    return result;
+}
+
+PyDoc_STRVAR(columns_doc,
+"columns(texts, vocabulary, lexicon, negators, breakers, punctuation, transparent,\n"
+"        contrast, clause_end, scope) -> (columns, counts)\n\n"
+"The vocabulary columns of every word feature of each normalised text (a\n"
+"list of str), as text.WordFeatures.from_normalized makes them, repeats\n"
+"kept, unknown features left out: columns as int64 bytes, all texts one\n"
+"after another, and counts (int64 bytes) how many of them each text has.\n"
+"lexicon: {word: feature} or None; the sets as in sentiment/text.py.");
+
+static PyObject *columns(PyObject *self, PyObject *args)
+{
+    PyObject *texts;
+    Context context = {0};
+    if (!PyArg_ParseTuple(args, "O!O!OOOOOOOl", &PyList_Type, &texts, &PyDict_Type,
+                          &context.vocabulary, &context.lexicon, &context.negators,
+                          &context.breakers, &context.punctuation, &context.transparent,
+                          &context.contrast, &context.clause_end, &context.scope))
+        return NULL;
+    if (context.lexicon != Py_None && !PyDict_Check(context.lexicon)) {
+        PyErr_SetString(PyExc_TypeError, "lexicon must be a dict or None");
+        return NULL;
+    }
+    PyObject *sets[] = {context.negators, context.breakers, context.punctuation,
+                        context.transparent, context.contrast, context.clause_end};
+    for (size_t i = 0; i < sizeof(sets) / sizeof(*sets); i++) {
+        if (!PyAnySet_Check(sets[i])) {
+            PyErr_SetString(PyExc_TypeError, "the word sets must be sets");
+            return NULL;
+        }
+    }
+    Column_list found = {0}, counts = {0};
+    context.columns = &found;
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(texts); i++) {
+        PyObject *text = PyList_GET_ITEM(texts, i);
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "texts must be str");
+            goto done;
+        }
+        Py_ssize_t before = found.size;
+        if (features_of(&context, text) < 0 || append(&counts, found.size - before) < 0)
+            goto done;
+    }
+    /* (A NULL pointer, nothing found, would make None of a y#.) */
+    result = Py_BuildValue("(y#y#)", found.items ? (const char *)found.items : "",
+                           found.size * (Py_ssize_t)sizeof(int64_t),
+                           counts.items ? (const char *)counts.items : "",
+                           counts.size * (Py_ssize_t)sizeof(int64_t));
+done:
+    PyMem_Free(found.items);
+    PyMem_Free(counts.items);
+    PyMem_Free(context.buffer);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"columns", columns, METH_VARARGS, columns_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_words",
+    "The word features in C (see sentiment/_words.c).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__words(void)
+{
+    return PyModule_Create(&module);
+}
