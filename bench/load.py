@@ -130,9 +130,13 @@ def model_numbers(model_path, texts):
     paths = {}
     if getattr(model, "fast", None) is not None:  # older checkouts have no fast path
         # Since the ninth round its arithmetic is in C where sentiment/_decision.c
-        # was built in the checkout, in numpy otherwise: the report says which.
+        # was built in the checkout, in numpy otherwise; since the tenth the
+        # word features too (sentiment/_words.c): the report says which.
         compiled = getattr(model.fast, "compiled", None) is not None
-        paths["fast path" + (", arithmetic in C" if compiled else "")] = model.predict_proba
+        words = getattr(model.fast.vectorizers[0], "compiled_words", None) is not None
+        label = ("word features and arithmetic in C" if compiled and words else
+                 "arithmetic in C" if compiled else "word features in C" if words else "")
+        paths["fast path" + (", " + label if label else "")] = model.predict_proba
     paths["scikit-learn"] = lambda batch: model.pipeline.predict_proba(list(batch))
     numbers = {}
     for name, predict_proba in paths.items():
