@@ -169,7 +169,8 @@ class _Tfidf:
         if (self.from_normalized is not None and _compiled_word_columns is not None
                 and type(vectorizer.analyzer) is WordFeatures
                 and type(vectorizer.vocabulary_) is dict):
-            self.compiled_words = vectorizer.analyzer.compiled_arguments()
+            self.compiled_words = (_compiled_word_columns,
+                                   vectorizer.analyzer.compiled_arguments())
             self._decode = vectorizer.decode
             self.indices = self._compiled_indices
             self.column_arrays = self._compiled_arrays
@@ -248,7 +249,8 @@ class _Tfidf:
         per feature; `normalized` as for found()."""
         texts = [normalize(self._decode(text)) if norm is None else norm
                  for text, norm in zip(texts, normalized)]
-        columns, counts = _compiled_word_columns(texts, self.vocabulary, *self.compiled_words)
+        function, arguments = self.compiled_words
+        columns, counts = function(texts, self.vocabulary, *arguments)
         return np.frombuffer(columns, dtype=np.int64), np.frombuffer(counts, dtype=np.int64)
 
     def _compiled_indices(self, text, normalized=None):
