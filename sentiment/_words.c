@@ -89,6 +89,17 @@ static int look_up(Context *context, PyObject *feature)
     return append(context->columns, value);
 }
 
+/* look_up of a feature just made (a new reference, or NULL when making it
+ * failed), which it releases. */
+static int look_up_made(Context *context, PyObject *feature)
+{
+    if (!feature)
+        return -1;
+    int result = look_up(context, feature);
+    Py_DECREF(feature);
+    return result;
+}
+
 /* prefix + word (both Latin-1, as every token is), a new reference. */
 static PyObject *prefixed(Context *context, const char *prefix, PyObject *word)
 {
@@ -220,12 +231,8 @@ static int bigrams(Context *context, PyObject *words)
         memcpy(buffer, PyUnicode_1BYTE_DATA(left), l);
         buffer[l] = ' ';
         memcpy(buffer + l + 1, PyUnicode_1BYTE_DATA(right), r);
-        PyObject *bigram = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buffer, l + 1 + r);
-        if (!bigram)
-            return -1;
-        int failed = look_up(context, bigram);
-        Py_DECREF(bigram);
-        if (failed < 0)
+        if (look_up_made(context, PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buffer,
+                                                            l + 1 + r)) < 0)
             return -1;
     }
     return 0;
@@ -256,12 +263,7 @@ static int after_contrast(Context *context, PyObject *tokens)
             return -1;
         if (found)
             continue;
-        PyObject *feature = prefixed(context, "AFTER_BUT_", token);
-        if (!feature)
-            return -1;
-        int failed = look_up(context, feature);
-        Py_DECREF(feature);
-        if (failed < 0)
+        if (look_up_made(context, prefixed(context, "AFTER_BUT_", token)) < 0)
             return -1;
     }
     return 0;
