@@ -31,14 +31,17 @@ static uint16_t *seen_count;
 static uint64_t *seen_bits, *seen_words;
 static Py_ssize_t seen_width;
 
+/* How many of seen_bits's and seen_words's words `width` columns take. */
+static Py_ssize_t bit_words(Py_ssize_t width) { return (width + 63) / 64; }
+static Py_ssize_t summary_words(Py_ssize_t width) { return (bit_words(width) + 63) / 64; }
+
 static int make_room(Py_ssize_t width)
 {
     if (width <= seen_width)
         return 0;
-    Py_ssize_t n_bits = (width + 63) / 64, n_words = (n_bits + 63) / 64;
     uint16_t *count = PyMem_Calloc(width, sizeof(uint16_t));
-    uint64_t *bits = PyMem_Calloc(n_bits, sizeof(uint64_t));
-    uint64_t *words = PyMem_Calloc(n_words, sizeof(uint64_t));
+    uint64_t *bits = PyMem_Calloc(bit_words(width), sizeof(uint64_t));
+    uint64_t *words = PyMem_Calloc(summary_words(width), sizeof(uint64_t));
     if (!count || !bits || !words) {
         PyMem_Free(count);
         PyMem_Free(bits);
@@ -203,7 +206,7 @@ static PyObject *decision(PyObject *self, PyObject *args)
         goto done;
     /* A count past the table, or past what a seen_count holds, is numpy's. */
     unsigned limit = n_weights < UINT16_MAX ? (unsigned)n_weights : UINT16_MAX;
-    Py_ssize_t n_words = ((width + 63) / 64 + 63) / 64;
+    Py_ssize_t n_words = summary_words(width);
     /* Every row's columns together: a counting sort by row. */
     if (have_rows) {
         for (Py_ssize_t i = 0; i < n; i++)

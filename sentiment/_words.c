@@ -53,13 +53,14 @@ static int append(Column_list *list, int64_t value)
     return 0;
 }
 
-/* One text's state: its tokens and marked words as Python strings. */
+/* One call's arguments, the columns it has found so far, and a buffer for
+ * the strings it builds from pieces. */
 typedef struct {
     PyObject *vocabulary, *lexicon, *negators, *breakers, *punctuation, *transparent,
         *contrast, *clause_end;
     long scope;
     Column_list *columns;
-    Py_UCS1 *buffer; /* for the strings built from pieces */
+    Py_UCS1 *buffer;
     Py_ssize_t room;
 } Context;
 
@@ -110,12 +111,6 @@ static PyObject *prefixed(Context *context, const char *prefix, PyObject *word)
     memcpy(buffer, prefix, p);
     memcpy(buffer + p, PyUnicode_1BYTE_DATA(word), n);
     return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buffer, p + n);
-}
-
-static int contains(PyObject *set, PyObject *key)
-{
-    /* PySet_Contains, which takes sets and frozensets alike. */
-    return PySet_Contains(set, key);
 }
 
 /* The tokens of normalised text, as text.tokens() gives them: a new list. */
@@ -178,14 +173,14 @@ static PyObject *marked(Context *context, PyObject *tokens)
     long scope = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tokens); i++) {
         PyObject *token = PyList_GET_ITEM(tokens, i), *word = token;
-        int found = contains(context->punctuation, token);
+        int found = PySet_Contains(context->punctuation, token);
         if (found < 0)
             goto error;
         if (found) {
             scope = 0;
             continue;
         }
-        if ((found = contains(context->breakers, token)) < 0)
+        if ((found = PySet_Contains(context->breakers, token)) < 0)
             goto error;
         if (found) {
             scope = 0;
@@ -194,7 +189,7 @@ static PyObject *marked(Context *context, PyObject *tokens)
             continue;
         }
         if (scope) {
-            if ((found = contains(context->transparent, token)) < 0)
+            if ((found = PySet_Contains(context->transparent, token)) < 0)
                 goto error;
             if (!found) {
                 scope--;
@@ -209,7 +204,7 @@ static PyObject *marked(Context *context, PyObject *tokens)
         }
         if (word && PyList_Append(words, word) < 0)
             goto error;
-        if ((found = contains(context->negators, token)) < 0)
+        if ((found = PySet_Contains(context->negators, token)) < 0)
             goto error;
         if (found)
             scope = context->scope;
@@ -244,14 +239,14 @@ static int after_contrast(Context *context, PyObject *tokens)
     int after = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tokens); i++) {
         PyObject *token = PyList_GET_ITEM(tokens, i);
-        int found = contains(context->clause_end, token);
+        int found = PySet_Contains(context->clause_end, token);
         if (found < 0)
             return -1;
         if (found) {
             after = 0;
             continue;
         }
-        if ((found = contains(context->contrast, token)) < 0)
+        if ((found = PySet_Contains(context->contrast, token)) < 0)
             return -1;
         if (found) {
             after = 1;
@@ -259,7 +254,7 @@ static int after_contrast(Context *context, PyObject *tokens)
         }
         if (!after)
             continue;
-        if ((found = contains(context->punctuation, token)) < 0)
+        if ((found = PySet_Contains(context->punctuation, token)) < 0)
             return -1;
         if (found)
             continue;

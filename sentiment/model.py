@@ -173,7 +173,6 @@ class _Tfidf:
                                    vectorizer.analyzer.compiled_arguments())
             self._decode = vectorizer.decode
             self.indices = self._compiled_indices
-            self.column_arrays = self._compiled_arrays
         if vectorizer.analyzer == "char_wb":
             # char_wb n-grams never cross a word, and words repeat a lot
             # across texts: each word's columns are looked up once.
@@ -210,7 +209,7 @@ class _Tfidf:
 
     def _column_arrays(self, text, normalized=None):
         """_indices as a list of one integer array."""
-        return [np.array(self._indices(text, normalized), dtype=np.intp)]
+        return [np.asarray(self.indices(text, normalized), dtype=np.intp)]
 
     def _indices_by_word(self, text, normalized=None):
         """_indices for a char_wb analyzer (an array): the same columns as
@@ -256,10 +255,6 @@ class _Tfidf:
     def _compiled_indices(self, text, normalized=None):
         """_indices through sentiment/_words.c (an array)."""
         return self._compiled_columns([text], [normalized])[0]
-
-    def _compiled_arrays(self, text, normalized=None):
-        """_column_arrays through sentiment/_words.c."""
-        return [self._compiled_indices(text, normalized)]
 
     def transform_one(self, text, normalized=None):
         """(sorted column indices, tf-idf values) of one text, or None:
