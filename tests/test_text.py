@@ -1,4 +1,7 @@
 """Normalisation and features that the model depends on."""
+import csv
+import glob
+import os
 import pickle
 import re
 
@@ -6,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentiment.text import (WordFeatures, _strip_accents_slowly, detect_language, mark_negation,
-                            normalize, strip_accents, tokens)
+from helpers import ROOT
+
+from sentiment.text import (_ELONGATED, _EMOJI_WORDS, _EMOTICONS, _MENTION, _URL, WordFeatures,
+                            _strip_accents_slowly, detect_language, mark_negation, normalize,
+                            strip_accents, tokens)
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -86,3 +92,40 @@ def test_fast_accent_stripping_is_the_same_as_its_definition(text):
 ])
 def test_normalize_emoticons_and_accents(raw, expected):
     assert normalize(raw) == expected
+
+
+def normalize_plainly(text):
+    """normalize() as its docstring puts it, every step on every text: what
+    its shortcuts (a search only where its characters are) must not change."""
+    text = _URL.sub(" url ", text)
+    text = _MENTION.sub(" @user ", text)
+    for pattern, word, _ in _EMOTICONS:
+        text = pattern.sub(word, text)
+    text = text.translate(_EMOJI_WORDS).lower().replace("\u2019", "'")
+    text = _strip_accents_slowly(text)
+    text = _ELONGATED.sub(r"\1\1", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# Pieces the shortcuts are about: emoticons and their characters, URLs,
+# mentions, emoji, accents, elongations, odd spaces.
+PIECES = [":)", ":-(", ";)", "=)", ":'(", "(:", "<3", "xD", "XDD", "x3", ":P", ":]", ":/", "x", "X",
+          ":", ";", "=", "(", "<", "http://a.b/c", "https://x.co", "www.ej.es", "@ana", "@", "😍",
+          "🤮", "❤", "\u2019", "É", "ñ", "Ñ", "á", "ü", "\u0301", "ooo", "!!!", " ", "  ", "\t",
+          "\u00a0", "\n", "\u3000", "buen", "mal", "no", "Σ", "a", "-"]
+
+
+@given(st.lists(st.sampled_from(PIECES) | st.characters(codec="utf-8"), max_size=30).map("".join))
+@settings(max_examples=1500, deadline=None)
+def test_normalize_is_its_plain_definition(text):
+    # The model's features depend on it: a difference would change answers.
+    assert normalize(text) == normalize_plainly(text)
+
+
+def test_normalize_is_its_plain_definition_on_the_corpus():
+    texts = []
+    for path in glob.glob(os.path.join(ROOT, "data", "*", "*.csv")):
+        with open(path, encoding="utf-8") as fh:
+            texts += [row["text"] for row in csv.DictReader(fh) if "text" in row]
+    assert len(texts) > 5000
+    assert [t for t in texts if normalize(t) != normalize_plainly(t)] == []
