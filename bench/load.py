@@ -131,11 +131,15 @@ def model_numbers(model_path, texts):
     if getattr(model, "fast", None) is not None:  # older checkouts have no fast path
         # Since the ninth round its arithmetic is in C where sentiment/_decision.c
         # was built in the checkout, in numpy otherwise; since the tenth the
-        # word features too (sentiment/_words.c): the report says which.
+        # word features too, since the eleventh the character n-grams'
+        # lookups (sentiment/_words.c): the report says which.
         compiled = getattr(model.fast, "compiled", None) is not None
-        words = getattr(model.fast.vectorizers[0], "compiled_words", None) is not None
-        label = ("word features and arithmetic in C" if compiled and words else
-                 "arithmetic in C" if compiled else "word features in C" if words else "")
+        in_c = [getattr(v, "compiled", getattr(v, "compiled_words", None)) is not None
+                for v in model.fast.vectorizers]
+        features = ("features" if all(in_c) else "word features" if in_c[0] else
+                    "character n-grams" if any(in_c) else "")
+        label = " and ".join(filter(None, [features, "arithmetic" if compiled else ""]))
+        label = label + " in C" if label else ""
         paths["fast path" + (", " + label if label else "")] = model.predict_proba
     paths["scikit-learn"] = lambda batch: model.pipeline.predict_proba(list(batch))
     numbers = {}

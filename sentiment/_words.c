@@ -11,6 +11,11 @@
  * same Python sets and dictionaries (handed in by sentiment/model.py), and
  * the same vocabulary. Order aside: the caller counts the columns.
  *
+ * by_word() serves the character n-grams (char_wb, which never cross a
+ * word): each word's columns come from a cache that Python fills (the
+ * n-grams of a word it has not seen are made by scikit-learn's own code),
+ * so C only cuts the text into words, looks each up and copies its columns.
+ *
  * Optional, like _decision.c: without it sentiment/model.py calls the
  * Python code.
  */
@@ -351,8 +356,92 @@ done:
     return result;
 }
 
+/* Append the int64 values in `columns` (bytes) to `list`. */
+static int extend(Column_list *list, PyObject *columns)
+{
+    if (!PyBytes_Check(columns) || PyBytes_GET_SIZE(columns) % sizeof(int64_t)) {
+        PyErr_SetString(PyExc_TypeError, "a word's columns must be int64 bytes");
+        return -1;
+    }
+    Py_ssize_t count = PyBytes_GET_SIZE(columns) / (Py_ssize_t)sizeof(int64_t);
+    if (list->size + count > list->room) {
+        Py_ssize_t room = list->room ? list->room : 1024;
+        while (room < list->size + count)
+            room *= 2;
+        int64_t *items = PyMem_Realloc(list->items, room * sizeof(int64_t));
+        if (!items) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        list->items = items;
+        list->room = room;
+    }
+    memcpy(list->items + list->size, PyBytes_AS_STRING(columns), count * sizeof(int64_t));
+    list->size += count;
+    return 0;
+}
+
+PyDoc_STRVAR(by_word_doc,
+"by_word(texts, cache, missing) -> (columns, counts)\n\n"
+"The columns of each text (a list of str) word by word, as str.split() cuts\n"
+"it: cache[word] (int64 bytes), or missing(word) for a word not in the cache\n"
+"(it gives the bytes, and may keep them in the cache). The result as for\n"
+"columns(). For character n-grams that never cross a word (char_wb).");
+
+static PyObject *by_word(PyObject *self, PyObject *args)
+{
+    PyObject *texts, *cache, *missing;
+    if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &texts, &PyDict_Type, &cache, &missing))
+        return NULL;
+    if (!PyCallable_Check(missing)) {
+        PyErr_SetString(PyExc_TypeError, "missing must be callable");
+        return NULL;
+    }
+    Column_list found = {0}, counts = {0};
+    PyObject *result = NULL;
+    /* missing() is Python code that could change the list: its size is
+     * read again each time round. */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(texts); i++) {
+        PyObject *text = PyList_GET_ITEM(texts, i);
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "texts must be str");
+            goto done;
+        }
+        PyObject *words = PyUnicode_Split(text, NULL, -1);
+        if (!words)
+            goto done;
+        Py_ssize_t before = found.size;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(words); j++) {
+            PyObject *word = PyList_GET_ITEM(words, j);
+            PyObject *columns = PyDict_GetItemWithError(cache, word);
+            if (columns)
+                Py_INCREF(columns);
+            else if (!PyErr_Occurred())
+                columns = PyObject_CallOneArg(missing, word);
+            int failed = !columns || extend(&found, columns) < 0;
+            Py_XDECREF(columns);
+            if (failed) {
+                Py_DECREF(words);
+                goto done;
+            }
+        }
+        Py_DECREF(words);
+        if (append(&counts, found.size - before) < 0)
+            goto done;
+    }
+    result = Py_BuildValue("(y#y#)", found.items ? (const char *)found.items : "",
+                           found.size * (Py_ssize_t)sizeof(int64_t),
+                           counts.items ? (const char *)counts.items : "",
+                           counts.size * (Py_ssize_t)sizeof(int64_t));
+done:
+    PyMem_Free(found.items);
+    PyMem_Free(counts.items);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS, columns_doc},
+    {"by_word", by_word, METH_VARARGS, by_word_doc},
     {NULL, NULL, 0, NULL},
 };
 

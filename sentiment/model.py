@@ -25,10 +25,12 @@ try:
 except ImportError:  # pragma: no cover - depends on the install
     _compiled_decision = None
 try:
-    # The word features, the same way (sentiment/_words.c).
+    # The word features and the character n-grams' lookups, the same way
+    # (sentiment/_words.c).
+    from ._words import by_word as _compiled_by_word
     from ._words import columns as _compiled_word_columns
 except ImportError:  # pragma: no cover - depends on the install
-    _compiled_word_columns = None
+    _compiled_by_word = _compiled_word_columns = None
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +165,16 @@ class _Tfidf:
         self.from_normalized = None
         if vectorizer.input == "content" and isinstance(vectorizer.analyzer, WordFeatures):
             self.from_normalized = vectorizer.analyzer.from_normalized
-        # The word features and their columns in one C call per request:
-        # the Python features took 8-9 us per text, the lookups 3-4 more.
-        self.compiled_words = None
+        # (function, arguments): one C call gives the columns of a list of
+        # normalised texts, function(texts, *arguments); None: Python's way.
+        self.compiled = None
         if (self.from_normalized is not None and _compiled_word_columns is not None
                 and type(vectorizer.analyzer) is WordFeatures
                 and type(vectorizer.vocabulary_) is dict):
-            self.compiled_words = (_compiled_word_columns,
-                                   vectorizer.analyzer.compiled_arguments())
+            # The word features and their columns: in Python the features
+            # took 8-9 us per text, the lookups 3-4 more.
+            self.compiled = (_compiled_word_columns,
+                             (self.vocabulary, *vectorizer.analyzer.compiled_arguments()))
             self._decode = vectorizer.decode
             self.indices = self._compiled_indices
         if vectorizer.analyzer == "char_wb":
@@ -185,6 +189,14 @@ class _Tfidf:
             self.indices_are_array = True
             if vectorizer.input == "content" and vectorizer.preprocessor is normalize:
                 self.from_normalized = str.split
+                if _compiled_by_word is not None and type(vectorizer.vocabulary_) is dict:
+                    # Each word's columns from a cache in C, where Python
+                    # took a dictionary lookup and an array per word.
+                    self._word_bytes = {}
+                    self.compiled = (_compiled_by_word, (self._word_bytes, self._columns_of_word))
+                    self.indices = self._compiled_indices
+                    self.column_arrays = self._column_arrays
+                    self.indices_are_array = False
         self.width = len(self.vocabulary)
         self.binary = vectorizer.binary
         self.sublinear = vectorizer.sublinear_tf
@@ -242,14 +254,26 @@ class _Tfidf:
             arrays.append(found)
         return arrays
 
+    def _columns_of_word(self, word):
+        """The columns of a char_wb analyzer's n-grams of one word (int64
+        bytes), kept for the next text with this word (the compiled way's
+        _arrays_by_word)."""
+        get = self.vocabulary.get
+        found = np.array([j for j in map(get, self._word_ngrams(word)) if j is not None],
+                         dtype=np.int64).tobytes()
+        if len(self._word_bytes) >= _WORD_CACHE_SIZE:
+            self._word_bytes.clear()
+        self._word_bytes[word] = found
+        return found
+
     def _compiled_columns(self, texts, normalized):
-        """(columns, how many of them each text has) of the texts' word
-        features through sentiment/_words.c: found() without a Python loop
-        per feature; `normalized` as for found()."""
+        """(columns, how many of them each text has) of the texts' features
+        through sentiment/_words.c: found() without a Python loop per
+        feature; `normalized` as for found()."""
         texts = [normalize(self._decode(text)) if norm is None else norm
                  for text, norm in zip(texts, normalized)]
-        function, arguments = self.compiled_words
-        columns, counts = function(texts, self.vocabulary, *arguments)
+        function, arguments = self.compiled
+        columns, counts = function(texts, *arguments)
         return np.frombuffer(columns, dtype=np.int64), np.frombuffer(counts, dtype=np.int64)
 
     def _compiled_indices(self, text, normalized=None):
@@ -287,7 +311,7 @@ class _Tfidf:
         # repeated once per feature (per word, for char_wb) by numpy.
         # (400 corpus texts at once: the word features' tf-idf 14-21 -> 9-10
         # us per text, the character n-grams' 9-14 -> 5.5.)
-        if self.compiled_words is not None:
+        if self.compiled is not None:
             found, counts = self._compiled_columns(texts, normalized)
             return np.repeat(np.arange(len(texts), dtype=np.int64), counts), found
         per_text = list(map(self.column_arrays if self.indices_are_array else self._features,

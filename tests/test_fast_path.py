@@ -388,7 +388,7 @@ def test_compiled_word_features_are_the_python_ones(shipped):
     _, pipeline = shipped
     fast = FastPath(pipeline)
     words = fast.vectorizers[0]
-    assert words.compiled_words is not None
+    assert words.compiled is not None
     made_up = _fuzz_texts(20_000, seed=11)
     texts = [normalize(t) for t in corpus_texts() + EDGE_TEXTS + list(CHECK_TEXTS) + made_up]
     texts += made_up
@@ -396,15 +396,17 @@ def test_compiled_word_features_are_the_python_ones(shipped):
 
 
 @pytest.mark.usefixtures("compiled_words")
-def test_the_shipped_model_gives_the_same_answers_without_compiled_words(shipped, monkeypatch):
+def test_the_shipped_model_gives_the_same_answers_without_compiled_features(shipped, monkeypatch):
     _, pipeline = shipped
     texts = corpus_texts(150) + EDGE_TEXTS + list(CHECK_TEXTS)
     fast = FastPath(pipeline)
+    assert all(v.compiled is not None for v in fast.vectorizers)
     batch = fast.predict_proba(texts, one_by_one=False)
     singles = np.vstack([fast.predict_proba([text]) for text in texts])
     monkeypatch.setattr(model_module, "_compiled_word_columns", None)
+    monkeypatch.setattr(model_module, "_compiled_by_word", None)
     python = FastPath(pipeline)
-    assert python.vectorizers[0].compiled_words is None
+    assert [v.compiled for v in python.vectorizers] == [None, None]
     np.testing.assert_array_equal(batch, python.predict_proba(texts, one_by_one=False))
     np.testing.assert_array_equal(singles, np.vstack([python.predict_proba([t]) for t in texts]))
     np.testing.assert_array_equal(batch, pipeline.predict_proba(texts))
@@ -425,3 +427,51 @@ def test_compiled_word_features_refuse_bad_arguments(compiled_words):
     columns, counts = compiled_words(["ok ok", "", "nada"], {"ok": 4}, None, *sets)
     assert np.frombuffer(columns, dtype=np.int64).tolist() == [4, 4]
     assert np.frombuffer(counts, dtype=np.int64).tolist() == [2, 0, 0]
+
+
+# --- the character n-grams' lookups in C (by_word, sentiment/_words.c) --------
+
+@pytest.mark.usefixtures("compiled_words")
+@pytest.mark.parametrize("cache_size", [50_000, 7])
+def test_compiled_character_ngrams_are_scikit_learns(shipped, monkeypatch, cache_size):
+    """The same columns, text by text, as scikit-learn's char_wb n-grams of
+    the text looked up in the vocabulary: on the corpus, the edge texts and
+    20,000 made-up texts, normalised and raw (tabs, newlines and other
+    spaces between words); also with a cache so small it is emptied again
+    and again."""
+    monkeypatch.setattr(model_module, "_WORD_CACHE_SIZE", cache_size)
+    _, pipeline = shipped
+    characters = FastPath(pipeline).vectorizers[1]
+    assert characters.compiled is not None
+    sklearn_vectorizer = pipeline.steps[0][1].transformer_list[1][1]
+    assert sklearn_vectorizer.analyzer == "char_wb"
+    made_up = _fuzz_texts(20_000, seed=12)
+    texts = [normalize(t) for t in corpus_texts() + EDGE_TEXTS + list(CHECK_TEXTS) + made_up]
+    texts += made_up + ["", " ", "\u3000a\u2028b\x1c"]
+    vocabulary = sklearn_vectorizer.vocabulary_
+    expected = [sorted(j for j in map(vocabulary.get, sklearn_vectorizer._char_wb_ngrams(text))
+                       if j is not None) for text in texts]
+    assert _compiled_columns(characters, texts) == expected
+    assert len(characters._word_bytes) <= cache_size
+
+
+def test_compiled_character_ngrams_refuse_bad_arguments(compiled_words):
+    by_word = model_module._compiled_by_word
+    cache = {"ok": np.array([4, 5], dtype=np.int64).tobytes()}
+    columns, counts = by_word(["ok ok", "", " ok\t"], cache, lambda word: b"")
+    assert np.frombuffer(columns, dtype=np.int64).tolist() == [4, 5, 4, 5, 4, 5]
+    assert np.frombuffer(counts, dtype=np.int64).tolist() == [4, 0, 2]
+    columns, counts = by_word(["new ok"], cache, lambda word: np.int64(9).tobytes())
+    assert np.frombuffer(columns, dtype=np.int64).tolist() == [9, 4, 5]
+    with pytest.raises(TypeError):
+        by_word(("tuple",), cache, len)
+    with pytest.raises(TypeError, match="must be str"):
+        by_word(["ok", b"bytes"], cache, len)
+    with pytest.raises(TypeError, match="callable"):
+        by_word(["ok"], cache, None)
+    with pytest.raises(TypeError, match="int64 bytes"):
+        by_word(["other"], cache, lambda word: [1, 2])
+    with pytest.raises(TypeError, match="int64 bytes"):
+        by_word(["other"], cache, lambda word: b"123")
+    with pytest.raises(ZeroDivisionError):
+        by_word(["other"], cache, lambda word: 1 / 0)
