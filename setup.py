@@ -1,5 +1,5 @@
-"""Builds the C modules, sentiment/_decision.c and sentiment/_words.c, in
-place: `pip install -e .` (which requirements.txt does). Optional: without a
+"""Builds the C modules, sentiment/_decision.c, sentiment/_words.c and
+sentiment/_normalize.c, in place: `pip install -e .` (which requirements.txt does). Optional: without a
 C compiler the install goes on, and the model does the same work in numpy
 and Python (sentiment/model.py)."""
 from setuptools import Extension, setup
@@ -15,6 +15,10 @@ setup(
         optional=True,
     ), Extension(
         "sentiment._words", ["sentiment/_words.c"],
+        extra_compile_args=["-O2"],
+        optional=True,
+    ), Extension(
+        "sentiment._normalize", ["sentiment/_normalize.c"],
         extra_compile_args=["-O2"],
         optional=True,
     )],

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import ROOT
+from helpers import ROOT, missing
+from sentiment import text as text_module
 
 from sentiment.text import (_ELONGATED, _EMOJI_WORDS, _EMOTICONS, _MENTION, _URL, WordFeatures,
                             _strip_accents_slowly, detect_language, mark_negation, normalize,
@@ -112,16 +113,36 @@ def normalize_plainly(text):
 PIECES = [":)", ":-(", ";)", "=)", ":'(", "(:", "<3", "xD", "XDD", "x3", ":P", ":]", ":/", "x", "X",
           ":", ";", "=", "(", "<", "http://a.b/c", "https://x.co", "www.ej.es", "@ana", "@", "😍",
           "🤮", "❤", "\u2019", "É", "ñ", "Ñ", "á", "ü", "\u0301", "ooo", "!!!", " ", "  ", "\t",
-          "\u00a0", "\n", "\u3000", "buen", "mal", "no", "Σ", "a", "-"]
+          "\u00a0", "\n", "\u3000", "buen", "mal", "no", "Σ", "a", "-", "e\u0301e", "éé", "ﬁ",
+          "½", "\x00", "İ", "\x1c", "\u2028", "\n\n\n", "¿¿¿", "ñññ", "Ñ\u0303"]
 
 
+def normalize_in_python(text):
+    """normalize() without sentiment/_normalize.c."""
+    squeeze, text_module._squeeze = text_module._squeeze, None
+    try:
+        return normalize(text)
+    finally:
+        text_module._squeeze = squeeze
+
+
+@pytest.fixture
+def compiled_squeeze():
+    if text_module._squeeze is None:
+        missing("sentiment/_normalize.c is not built (pip install -e .)")
+
+
+@pytest.mark.usefixtures("compiled_squeeze")
 @given(st.lists(st.sampled_from(PIECES) | st.characters(codec="utf-8"), max_size=30).map("".join))
 @settings(max_examples=1500, deadline=None)
 def test_normalize_is_its_plain_definition(text):
     # The model's features depend on it: a difference would change answers.
-    assert normalize(text) == normalize_plainly(text)
+    expected = normalize_plainly(text)
+    assert normalize(text) == expected
+    assert normalize_in_python(text) == expected
 
 
+@pytest.mark.usefixtures("compiled_squeeze")
 def test_normalize_is_its_plain_definition_on_the_corpus():
     texts = []
     for path in glob.glob(os.path.join(ROOT, "data", "*", "*.csv")):
@@ -129,3 +150,17 @@ def test_normalize_is_its_plain_definition_on_the_corpus():
             texts += [row["text"] for row in csv.DictReader(fh) if "text" in row]
     assert len(texts) > 5000
     assert [t for t in texts if normalize(t) != normalize_plainly(t)] == []
+    assert [t for t in texts if normalize_in_python(t) != normalize_plainly(t)] == []
+
+
+@pytest.mark.usefixtures("compiled_squeeze")
+def test_compiled_squeeze_refuses_bad_arguments():
+    squeeze = text_module._squeeze
+    assert squeeze("  Aaaa\t\tbbb  ", {}) == "Aaa bb"
+    assert squeeze("x\x00", {}) == "x\x00"  # no lookup: the table gives nothing
+    with pytest.raises(TypeError):
+        squeeze(b"bytes", {})
+    with pytest.raises(TypeError, match="str or None"):
+        squeeze("é", {ord("é"): 101})
+    with pytest.raises(ZeroDivisionError):
+        squeeze("é", type("Table", (dict,), {"__missing__": lambda self, key: 1 / 0})())
