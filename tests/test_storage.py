@@ -38,8 +38,9 @@ def test_batch_answer_is_what_was_stored(client):
 
 
 def test_a_batch_is_stored_in_one_insert_statement(app, client, monkeypatch):
-    """A 100-text batch is one INSERT sent to the database (an executemany on
-    SQLite, one array INSERT on PostgreSQL), not one statement per text."""
+    """A 100-text batch is one INSERT sent to the database (100 rows of
+    VALUES on SQLite, one array INSERT on PostgreSQL), not one statement per
+    text."""
     inserts = []
 
     def record(statement, rows):
@@ -48,10 +49,12 @@ def test_a_batch_is_stored_in_one_insert_statement(app, client, monkeypatch):
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
+            # The INSERT goes to sqlite3's connection without a SQLAlchemy
+            # Connection: SQLite itself reports each statement it runs.
+            db.engine.dispose()
             sqlalchemy.event.listen(
-                db.engine, "before_cursor_execute",
-                lambda conn, cursor, statement, parameters, context, executemany:
-                    record(statement, len(parameters) if executemany else 1))
+                db.engine, "connect", lambda driver, record_: driver.set_trace_callback(
+                    lambda statement: record(statement, None)))
         else:
             # PostgreSQL's INSERT goes to psycopg's cursor without a
             # SQLAlchemy Connection (no statement events): watch the driver.
