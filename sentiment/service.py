@@ -334,9 +334,8 @@ def predict_and_store(texts):
     version = model.version
     username = g.username
     now = utcnow()
-    rows = [(text, label, score, probs["negative"], probs["neutral"], probs["positive"],
-             version, username, now)
-            for text, (label, score, probs) in zip(texts, model.predict(texts))]
+    rows = [(text, *predicted, version, username, now)
+            for text, predicted in zip(texts, model.predict_rows(texts))]
     ids = _inserts(db.engine).store(rows)
     return [StoredPrediction(id, *row[:7]) for id, row in zip(ids, rows)], version
 

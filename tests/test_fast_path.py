@@ -475,3 +475,28 @@ def test_compiled_character_ngrams_refuse_bad_arguments(compiled_words):
         by_word(["other"], cache, lambda word: b"123")
     with pytest.raises(ZeroDivisionError):
         by_word(["other"], cache, lambda word: 1 / 0)
+
+
+def test_predicted_rows_are_the_predictions_flattened(shipped):
+    """predict_rows() (what is stored) says what predict() says, a person's
+    correction of an exact text included."""
+    header, pipeline = shipped
+    texts = corpus_texts(60) + EDGE_TEXTS + ["Me encanta", "me encanta!"]
+    model = SentimentModel(header, pipeline, {normalize("Me encanta"): "negative"})
+    probabilities = pipeline.predict_proba(texts)
+    expected = []
+    for text, probs in zip(texts, probabilities.tolist()):
+        if normalize(text) == normalize("Me encanta"):
+            probs = [1.0, 0.0, 0.0]
+        best = max(range(3), key=probs.__getitem__)
+        expected.append((("negative", "neutral", "positive")[best], probs[2] + probs[1] / 2,
+                         *probs))
+    rows = model.predict_rows(texts)
+    assert [row[0] for row in rows] == [row[0] for row in expected]
+    np.testing.assert_allclose(np.array([row[1:] for row in rows]),
+                               np.array([row[1:] for row in expected]), rtol=0, atol=1e-6)
+    assert model.predict(texts) == [(label, score, dict(zip(("negative", "neutral", "positive"),
+                                                            probs)))
+                                    for label, score, *probs in rows]
+    assert rows[-2] == ("negative", 0.0, 1.0, 0.0, 0.0)
+    assert rows[-1] != rows[-2]
