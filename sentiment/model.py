@@ -29,8 +29,9 @@ try:
     # (sentiment/_words.c).
     from ._words import by_word as _compiled_by_word
     from ._words import columns as _compiled_word_columns
+    from ._words import table as _word_table
 except ImportError:  # pragma: no cover - depends on the install
-    _compiled_by_word = _compiled_word_columns = None
+    _compiled_by_word = _compiled_word_columns = _word_table = None
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,8 @@ class _Tfidf:
             # The word features and their columns: in Python the features
             # took 8-9 us per text, the lookups 3-4 more.
             self.compiled = (_compiled_word_columns,
-                             (self.vocabulary, *vectorizer.analyzer.compiled_arguments()))
+                             (_word_table(self.vocabulary),
+                              *vectorizer.analyzer.compiled_arguments()))
             self._decode = vectorizer.decode
             self.indices = self._compiled_indices
         if vectorizer.analyzer == "char_wb":

@@ -414,19 +414,50 @@ def test_the_shipped_model_gives_the_same_answers_without_compiled_features(ship
 
 def test_compiled_word_features_refuse_bad_arguments(compiled_words):
     sets = WordFeatures().compiled_arguments()[1:]
+    table = model_module._word_table
+    ok = table({"ok": 4})
     with pytest.raises(TypeError):
-        compiled_words(("tuple",), {}, None, *sets)
+        compiled_words(("tuple",), ok, None, *sets)
     with pytest.raises(TypeError, match="must be str"):
-        compiled_words(["ok", b"bytes"], {}, None, *sets)
+        compiled_words(["ok", b"bytes"], ok, None, *sets)
     with pytest.raises(TypeError, match="sets"):
-        compiled_words(["ok"], {}, None, ["no"], *sets[1:])
+        compiled_words(["ok"], ok, None, ["no"], *sets[1:])
     with pytest.raises(TypeError, match="lexicon"):
-        compiled_words(["ok"], {}, ["no"], *sets)
+        compiled_words(["ok"], ok, ["no"], *sets)
+    with pytest.raises(ValueError):  # a dict where the table goes
+        compiled_words(["ok"], {"ok": 4}, None, *sets)
     with pytest.raises(TypeError):
-        compiled_words(["ok"], {"ok": "not a column"}, None, *sets)
-    columns, counts = compiled_words(["ok ok", "", "nada"], {"ok": 4}, None, *sets)
+        table({"ok": "not a column"})
+    with pytest.raises(TypeError, match="str"):
+        table({b"ok": 1})
+    with pytest.raises(ValueError, match="range"):
+        table({"ok": -1})
+    columns, counts = compiled_words(["ok ok", "", "nada"], ok, None, *sets)
     assert np.frombuffer(columns, dtype=np.int64).tolist() == [4, 4]
     assert np.frombuffer(counts, dtype=np.int64).tolist() == [2, 0, 0]
+
+
+@pytest.mark.usefixtures("compiled_words")
+def test_compiled_word_features_find_every_feature_of_the_vocabulary():
+    """The table finds each feature the dict holds, Latin-1 or not (a
+    lexicon's feature may be anything), and nothing else: features that
+    differ only in a last letter, a prefix, or a character beyond Latin-1."""
+    sets = WordFeatures().compiled_arguments()[1:]
+    vocabulary = {"ok": 0, "oj": 1, "o": 2, "ok ok": 3, "NEG_ok": 4, "AFTER_BUT_ok": 5,
+                  "LEX_日本": 6, "LEX_pos": 7, "ñu": 8, "": 9}
+    vocabulary.update({f"w{i}": 10 + i for i in range(5000)})
+    lexicon = {"ok": "LEX_日本", "ñu": "LEX_pos", "w7": "LEX_none"}
+    function = model_module._compiled_word_columns
+    table = model_module._word_table(vocabulary)
+    columns, counts = function(["ok ok ñu oi w7 w4999 w5000", "no ok", "ok pero ok"], table,
+                               lexicon, *sets)
+    found = np.frombuffer(columns, dtype=np.int64).tolist()
+    counts = np.frombuffer(counts, dtype=np.int64).tolist()
+    first, second, third = (found[:counts[0]], found[counts[0]:counts[0] + counts[1]],
+                            found[counts[0] + counts[1]:])
+    assert sorted(first) == sorted([0, 0, 8, 17, 10 + 4999, 3, 6, 6, 7])
+    assert sorted(second) == [4]
+    assert sorted(third) == [0, 0, 5, 6, 6]
 
 
 # --- the character n-grams' lookups in C (by_word, sentiment/_words.c) --------
