@@ -99,7 +99,9 @@ static int put_stripped(Output *out, PyObject *table, Py_UCS4 c)
 
 PyDoc_STRVAR(squeeze_doc,
 "squeeze(text, table) -> str\n\n"
-"text.translate(table) unless text is ASCII without NUL, then runs of three\n"
+"text.translate(table) unless text is ASCII without NUL (table: str or None\n"
+"for each character it knows, and ASCII characters but NUL left as they are,\n"
+"as text._STRIPPED has them), then runs of three\n"
 "or more of one character (not a newline) cut to two, then ' '.join of its\n"
 "split(): strip_accents, the _ELONGATED substitution and the whitespace\n"
 "collapse of text.normalize(), in one pass.");

@@ -128,26 +128,51 @@ static PyObject *make_table(PyObject *self, PyObject *vocabulary)
         PyErr_SetString(PyExc_TypeError, "the vocabulary must be a dict");
         return NULL;
     }
+    /* The items as a list of strong references, and every column read
+     * before the table is filled: reading a column may run Python code
+     * (an int-like object's __index__), which could change the dict. */
+    PyObject *items = PyDict_Items(vocabulary), *capsule = NULL;
     Table *table = PyMem_Calloc(1, sizeof(Table));
-    if (!table)
-        return PyErr_NoMemory();
-    PyObject *key, *value, *capsule = NULL;
-    Py_ssize_t position = 0, count = PyDict_GET_SIZE(vocabulary), bytes = 0;
-    while (PyDict_Next(vocabulary, &position, &key, &value)) {
+    int32_t *columns = NULL;
+    if (!items || !table) {
+        if (!table)
+            PyErr_NoMemory();
+        goto error;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(items), bytes = 0;
+    if ((uint64_t)count > (uint64_t)INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "the vocabulary is too large for the table");
+        goto error;
+    }
+    if (!(columns = PyMem_Malloc((count ? count : 1) * sizeof(int32_t)))) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(items, k), 0);
+        PyObject *value = PyTuple_GET_ITEM(PyList_GET_ITEM(items, k), 1);
         if (!PyUnicode_Check(key)) {
             PyErr_SetString(PyExc_TypeError, "the vocabulary's features must be str");
             goto error;
         }
+        long long column = PyLong_AsLongLong(value);
+        if (column == -1 && PyErr_Occurred())
+            goto error;
+        if (column < 0 || column > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "a column out of the table's range");
+            goto error;
+        }
+        columns[k] = (int32_t)column;
         if (PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND)
             bytes += PyUnicode_GET_LENGTH(key);
+    }
+    if (bytes > (Py_ssize_t)UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "the vocabulary is too large for the table");
+        goto error;
     }
     uint64_t size = 8;
     while (size < (uint64_t)count + (uint64_t)count / 2 + 1)
         size *= 2;
-    if (bytes > (Py_ssize_t)UINT32_MAX || (uint64_t)count > (uint64_t)INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "the vocabulary is too large for the table");
-        goto error;
-    }
     table->mask = size - 1;
     table->slots = PyMem_Malloc(size * sizeof(Slot));
     table->arena = PyMem_Malloc(bytes ? bytes : 1);
@@ -157,16 +182,10 @@ static PyObject *make_table(PyObject *self, PyObject *vocabulary)
     }
     for (uint64_t i = 0; i < size; i++)
         table->slots[i].column = -1;
+    /* No Python code from here on: the list and its strings stay as read. */
     uint32_t used = 0;
-    position = 0;
-    while (PyDict_Next(vocabulary, &position, &key, &value)) {
-        long long column = PyLong_AsLongLong(value);
-        if (column == -1 && PyErr_Occurred())
-            goto error;
-        if (column < 0 || column > INT32_MAX) {
-            PyErr_SetString(PyExc_ValueError, "a column out of the table's range");
-            goto error;
-        }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(items, k), 0);
         if (PyUnicode_KIND(key) != PyUnicode_1BYTE_KIND)
             continue;
         Py_ssize_t length = PyUnicode_GET_LENGTH(key);
@@ -176,8 +195,7 @@ static PyObject *make_table(PyObject *self, PyObject *vocabulary)
         while (table->slots[i].column >= 0)
             i = (i + 1) & table->mask;
         memcpy(table->arena + used, data, length);
-        table->slots[i] = (Slot){(uint32_t)(hash >> 32), (int32_t)column, used,
-                                 (uint32_t)length};
+        table->slots[i] = (Slot){(uint32_t)(hash >> 32), columns[k], used, (uint32_t)length};
         used += (uint32_t)length;
     }
     Py_INCREF(vocabulary);
@@ -188,11 +206,17 @@ static PyObject *make_table(PyObject *self, PyObject *vocabulary)
         table->vocabulary = NULL;
         goto error;
     }
+    Py_DECREF(items);
+    PyMem_Free(columns);
     return capsule;
 error:
-    PyMem_Free(table->slots);
-    PyMem_Free(table->arena);
-    PyMem_Free(table);
+    Py_XDECREF(items);
+    PyMem_Free(columns);
+    if (table) {
+        PyMem_Free(table->slots);
+        PyMem_Free(table->arena);
+        PyMem_Free(table);
+    }
     return NULL;
 }
 

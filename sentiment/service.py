@@ -272,10 +272,18 @@ class _Inserts:
             cursor = raw.cursor()
             if self.sqlite:
                 with writing(self.engine):
-                    for sql, parameters in statements:
-                        cursor.execute(sql, parameters)
-                    answer = result(cursor)
-                    raw.commit()
+                    try:
+                        for sql, parameters in statements:
+                            cursor.execute(sql, parameters)
+                        answer = result(cursor)
+                        raw.commit()
+                    except BaseException:
+                        # Rolled back before the write lock goes to the next
+                        # writer, which would otherwise wait on SQLite's
+                        # lock (the pool would roll back only later).
+                        with contextlib.suppress(Exception):
+                            raw.rollback()
+                        raise
                 if self.checkpointer is not None:
                     # A commit SQLAlchemy's commit event does not see.
                     self.checkpointer.wrote()

@@ -438,6 +438,28 @@ def test_compiled_word_features_refuse_bad_arguments(compiled_words):
 
 
 @pytest.mark.usefixtures("compiled_words")
+def test_a_vocabulary_changed_while_its_table_is_made_does_not_break_it():
+    """Reading a column may run Python code (an int-like's __index__) that
+    changes the dict: the table is made from the items as they were."""
+    vocabulary = {}
+
+    class Sneaky:
+        def __init__(self, column):
+            self.column = column
+
+        def __index__(self):
+            vocabulary.update({"x" * 1000 + str(k): 10 + k for k in range(50)})
+            vocabulary.pop("b", None)
+            return self.column
+
+    vocabulary.update({"a": Sneaky(0), "b": 1, "c": Sneaky(2)})
+    table = model_module._word_table(vocabulary)
+    sets = WordFeatures().compiled_arguments()[1:]
+    columns, _ = model_module._compiled_word_columns(["a b c", "x"], table, None, *sets)
+    assert sorted(np.frombuffer(columns, dtype=np.int64).tolist()) == [0, 1, 2]
+
+
+@pytest.mark.usefixtures("compiled_words")
 def test_compiled_word_features_find_every_feature_of_the_vocabulary():
     """The table finds each feature the dict holds, Latin-1 or not (a
     lexicon's feature may be anything), and nothing else: features that

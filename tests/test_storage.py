@@ -93,6 +93,34 @@ def test_a_batch_is_stored_in_one_insert_statement(app, client, monkeypatch):
             raw.close()
 
 
+def test_a_batch_that_fails_halfway_stores_none_of_its_rows(app, monkeypatch):
+    """A batch is all its rows or none: when a later statement of it fails
+    (here the third INSERT, a text SQLite refuses), the earlier ones are
+    rolled back too, and the next write goes through at once."""
+    from datetime import datetime
+
+    from sqlalchemy.exc import IntegrityError
+
+    from sentiment import service
+
+    monkeypatch.setattr(service, "_SQLITE_ROWS_PER_INSERT", 2)
+    now = datetime(2026, 1, 2, 3, 4, 5)
+    rows = [(f"row {i}", "neutral", 0.5, 0.2, 0.6, 0.2, "v1", "user", now) for i in range(6)]
+    rows[4] = (None,) + rows[4][1:]
+    with app.app_context():
+        inserts = service._inserts(db.engine)
+        if not inserts.sqlite:
+            pytest.skip("SQLite's batches only: PostgreSQL's is one statement")
+        before = db.session.execute(db.select(db.func.count(Prediction.id))).scalar_one()
+        with pytest.raises(IntegrityError):
+            inserts.store(rows)
+        ids = inserts.store([row for row in rows if row[0] is not None])
+        texts = db.session.execute(
+            db.select(Prediction.text).order_by(Prediction.id)).scalars().all()
+    assert len(ids) == 5 and len(texts) == before + 5
+    assert texts[-5:] == ["row 0", "row 1", "row 2", "row 3", "row 5"]
+
+
 def test_rows_with_differing_values_are_stored_each_with_its_own(app):
     """A batch's rows share their timestamp, so it is converted for the
     driver once; rows that differ in a converted column keep their own."""
