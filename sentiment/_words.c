@@ -42,20 +42,40 @@ typedef struct {
     Py_ssize_t size, room;
 } Column_list;
 
+/* Room for `more` values after the list's size; -1 on error. */
+static int reserve(Column_list *list, Py_ssize_t more)
+{
+    if (list->size + more <= list->room)
+        return 0;
+    Py_ssize_t room = list->room ? list->room : 1024;
+    while (room < list->size + more)
+        room *= 2;
+    int64_t *items = PyMem_Realloc(list->items, room * sizeof(int64_t));
+    if (!items) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    list->items = items;
+    list->room = room;
+    return 0;
+}
+
 static int append(Column_list *list, int64_t value)
 {
-    if (list->size == list->room) {
-        Py_ssize_t room = list->room ? 2 * list->room : 1024;
-        int64_t *items = PyMem_Realloc(list->items, room * sizeof(int64_t));
-        if (!items) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        list->items = items;
-        list->room = room;
-    }
+    if (reserve(list, 1) < 0)
+        return -1;
     list->items[list->size++] = value;
     return 0;
+}
+
+/* (columns, counts) as int64 bytes, what columns() and by_word() return.
+ * (A NULL pointer, nothing found, would make None of a y#.) */
+static PyObject *columns_and_counts(const Column_list *found, const Column_list *counts)
+{
+    return Py_BuildValue("(y#y#)", found->items ? (const char *)found->items : "",
+                         found->size * (Py_ssize_t)sizeof(int64_t),
+                         counts->items ? (const char *)counts->items : "",
+                         counts->size * (Py_ssize_t)sizeof(int64_t));
 }
 
 /* The vocabulary as an open-addressing hash table over the keys' Latin-1
@@ -518,11 +538,7 @@ static PyObject *columns(PyObject *self, PyObject *args)
         if (features_of(&context, text) < 0 || append(&counts, found.size - before) < 0)
             goto done;
     }
-    /* (A NULL pointer, nothing found, would make None of a y#.) */
-    result = Py_BuildValue("(y#y#)", found.items ? (const char *)found.items : "",
-                           found.size * (Py_ssize_t)sizeof(int64_t),
-                           counts.items ? (const char *)counts.items : "",
-                           counts.size * (Py_ssize_t)sizeof(int64_t));
+    result = columns_and_counts(&found, &counts);
 done:
     PyMem_Free(found.items);
     PyMem_Free(counts.items);
@@ -538,18 +554,8 @@ static int extend(Column_list *list, PyObject *columns)
         return -1;
     }
     Py_ssize_t count = PyBytes_GET_SIZE(columns) / (Py_ssize_t)sizeof(int64_t);
-    if (list->size + count > list->room) {
-        Py_ssize_t room = list->room ? list->room : 1024;
-        while (room < list->size + count)
-            room *= 2;
-        int64_t *items = PyMem_Realloc(list->items, room * sizeof(int64_t));
-        if (!items) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        list->items = items;
-        list->room = room;
-    }
+    if (reserve(list, count) < 0)
+        return -1;
     memcpy(list->items + list->size, PyBytes_AS_STRING(columns), count * sizeof(int64_t));
     list->size += count;
     return 0;
@@ -603,10 +609,7 @@ static PyObject *by_word(PyObject *self, PyObject *args)
         if (append(&counts, found.size - before) < 0)
             goto done;
     }
-    result = Py_BuildValue("(y#y#)", found.items ? (const char *)found.items : "",
-                           found.size * (Py_ssize_t)sizeof(int64_t),
-                           counts.items ? (const char *)counts.items : "",
-                           counts.size * (Py_ssize_t)sizeof(int64_t));
+    result = columns_and_counts(&found, &counts);
 done:
     PyMem_Free(found.items);
     PyMem_Free(counts.items);
