@@ -78,6 +78,17 @@ static PyObject *columns_and_counts(const Column_list *found, const Column_list 
                          counts->size * (Py_ssize_t)sizeof(int64_t));
 }
 
+/* texts[i] (borrowed) if it is a str; NULL with a TypeError otherwise. */
+static PyObject *text_at(PyObject *texts, Py_ssize_t i)
+{
+    PyObject *text = PyList_GET_ITEM(texts, i);
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "texts must be str");
+        return NULL;
+    }
+    return text;
+}
+
 /* The vocabulary as an open-addressing hash table over the keys' Latin-1
  * bytes (every token is Latin-1): a feature is looked up from the bytes
  * it is made of, without a str object made, hashed and freed for it, and
@@ -529,13 +540,10 @@ static PyObject *columns(PyObject *self, PyObject *args)
     context.columns = &found;
     PyObject *result = NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(texts); i++) {
-        PyObject *text = PyList_GET_ITEM(texts, i);
-        if (!PyUnicode_Check(text)) {
-            PyErr_SetString(PyExc_TypeError, "texts must be str");
-            goto done;
-        }
+        PyObject *text = text_at(texts, i);
         Py_ssize_t before = found.size;
-        if (features_of(&context, text) < 0 || append(&counts, found.size - before) < 0)
+        if (!text || features_of(&context, text) < 0
+            || append(&counts, found.size - before) < 0)
             goto done;
     }
     result = columns_and_counts(&found, &counts);
@@ -582,12 +590,8 @@ static PyObject *by_word(PyObject *self, PyObject *args)
     /* missing() is Python code that could change the list: its size is
      * read again each time round. */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(texts); i++) {
-        PyObject *text = PyList_GET_ITEM(texts, i);
-        if (!PyUnicode_Check(text)) {
-            PyErr_SetString(PyExc_TypeError, "texts must be str");
-            goto done;
-        }
-        PyObject *words = PyUnicode_Split(text, NULL, -1);
+        PyObject *text = text_at(texts, i);
+        PyObject *words = text ? PyUnicode_Split(text, NULL, -1) : NULL;
         if (!words)
             goto done;
         Py_ssize_t before = found.size;

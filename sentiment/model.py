@@ -138,6 +138,15 @@ def _counted(values):
     return values[starts], ends - starts
 
 
+def _remember(cache, word, columns):
+    """columns, kept in a cache of at most _WORD_CACHE_SIZE words (emptied
+    when full)."""
+    if len(cache) >= _WORD_CACHE_SIZE:
+        cache.clear()
+    cache[word] = columns
+    return columns
+
+
 class UnsupportedPipeline(Exception):
     """The pipeline has a step or setting the fast path does not reproduce."""
 
@@ -245,28 +254,24 @@ class _Tfidf:
         for word in words:
             found = cache.get(word)
             if found is None:
-                get = self.vocabulary.get
-                found = np.array([j for j in map(get, self._word_ngrams(word)) if j is not None],
-                                 dtype=np.intp)
+                found = self._ngram_columns(word, np.intp)
                 # Shared by every later text with this word: never changed.
                 found.setflags(write=False)
-                if len(cache) >= _WORD_CACHE_SIZE:
-                    cache.clear()
-                cache[word] = found
+                _remember(cache, word, found)
             arrays.append(found)
         return arrays
 
-    def _columns_of_word(self, word):
-        """The columns of a char_wb analyzer's n-grams of one word (int64
-        bytes), kept for the next text with this word (the compiled way's
-        _arrays_by_word)."""
+    def _ngram_columns(self, word, dtype):
+        """The vocabulary columns of a char_wb analyzer's n-grams of one
+        word, as an array of `dtype`."""
         get = self.vocabulary.get
-        found = np.array([j for j in map(get, self._word_ngrams(word)) if j is not None],
-                         dtype=np.int64).tobytes()
-        if len(self._word_bytes) >= _WORD_CACHE_SIZE:
-            self._word_bytes.clear()
-        self._word_bytes[word] = found
-        return found
+        return np.array([j for j in map(get, self._word_ngrams(word)) if j is not None],
+                        dtype=dtype)
+
+    def _columns_of_word(self, word):
+        """The columns of one word's n-grams as int64 bytes, kept for the
+        next text with this word (the compiled way's _arrays_by_word)."""
+        return _remember(self._word_bytes, word, self._ngram_columns(word, np.int64).tobytes())
 
     def _compiled_columns(self, texts, normalized):
         """(columns, how many of them each text has) of the texts' features

@@ -143,10 +143,10 @@ class _Inserts:
             statement = statement.returning(_PREDICTION.c.id)
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
-        # SQLite: the INSERT of n rows is the part before VALUES and n times
-        # the one row's "(?, ?, ...)"; made once for each n.
-        self._sqlite_sql = {1: self.sql}
         if self.sqlite:
+            # The INSERT of n rows is the part before VALUES and n times the
+            # one row's "(?, ?, ...)"; made once for each n.
+            self._sqlite_sql = {1: self.sql}
             self._sql_head, _, self._sql_row = self.sql.partition(" VALUES ")
             if not self._sql_row.startswith("(") or not compiled.positional:
                 raise RuntimeError(f"unexpected SQLite INSERT: {self.sql}")

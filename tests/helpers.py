@@ -1,4 +1,7 @@
 """Small tools the tests share."""
+import csv
+import glob
+import itertools
 import os
 import subprocess
 import sys
@@ -9,6 +12,18 @@ import sqlalchemy
 from sentiment.db import db
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def corpus_texts(limit_per_file=400):
+    """The corpora's texts, the first `limit_per_file` of each file (None:
+    all of them); the lexicon files hold no texts."""
+    texts = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "data", "*", "*.csv"))):
+        if os.sep + "lexicon" + os.sep in path:
+            continue
+        with open(path, encoding="utf-8") as fh:
+            texts += [row["text"] for row in itertools.islice(csv.DictReader(fh), limit_per_file)]
+    return texts
 
 
 def missing(message):

@@ -1,8 +1,5 @@
 """The lean inference path gives the same probabilities as scikit-learn."""
-import csv
-import glob
 import logging
-import os
 import pickle
 
 import numpy as np
@@ -11,7 +8,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, T
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from helpers import ROOT, TINY_CORPUS, missing
+from helpers import TINY_CORPUS, corpus_texts, missing
 from sentiment import model as model_module
 from sentiment.model import CHECK_TEXTS, FastPath, SentimentModel, UnsupportedPipeline
 from sentiment.text import WordFeatures, normalize
@@ -25,16 +22,6 @@ EDGE_TEXTS = [
     "Me encantó 😍 pero llegó tarde 😡", "I can't believe it's not butter!!!",
     "zzqxj vvkkw pfft", "12:30 3.5 €100 50%",
 ]
-
-
-def corpus_texts(limit_per_file=400):
-    texts = []
-    for path in sorted(glob.glob(os.path.join(ROOT, "data", "*", "*.csv"))):
-        if os.sep + "lexicon" + os.sep in path:
-            continue
-        with open(path, encoding="utf-8") as fh:
-            texts += [row["text"] for _, row in zip(range(limit_per_file), csv.DictReader(fh))]
-    return texts
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,4 @@
 """Normalisation and features that the model depends on."""
-import csv
-import glob
-import os
 import pickle
 import re
 
@@ -9,9 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import ROOT, missing
+from helpers import corpus_texts, missing
 from sentiment import text as text_module
-
 from sentiment.text import (_ELONGATED, _EMOJI_WORDS, _EMOTICONS, _MENTION, _URL, WordFeatures,
                             _strip_accents_slowly, detect_language, mark_negation, normalize,
                             strip_accents, tokens)
@@ -144,10 +140,7 @@ def test_normalize_is_its_plain_definition(text):
 
 @pytest.mark.usefixtures("compiled_squeeze")
 def test_normalize_is_its_plain_definition_on_the_corpus():
-    texts = []
-    for path in glob.glob(os.path.join(ROOT, "data", "*", "*.csv")):
-        with open(path, encoding="utf-8") as fh:
-            texts += [row["text"] for row in csv.DictReader(fh) if "text" in row]
+    texts = corpus_texts(None)
     assert len(texts) > 5000
     assert [t for t in texts if normalize(t) != normalize_plainly(t)] == []
     assert [t for t in texts if normalize_in_python(t) != normalize_plainly(t)] == []
