@@ -1,6 +1,6 @@
 /* The last three steps of text.normalize() in one pass over the text:
- * accents stripped (through text._STRIPPED, the very table strip_accents
- * translates with), runs of three or more of one character cut to two (the
+ * accents stripped (through text._NORMALIZED, which also turns emoji and ’,
+ * or text._STRIPPED, the very table strip_accents translates with), runs of three or more of one character cut to two (the
  * regex (.)\1\1+, whose '.' is anything but a newline), and whitespace
  * collapsed to single spaces with none at either end (" ".join(s.split()),
  * the same Py_UNICODE_ISSPACE). In Python they were three passes and a

@@ -147,6 +147,17 @@ def test_normalize_is_its_plain_definition_on_the_corpus():
 
 
 @pytest.mark.usefixtures("compiled_squeeze")
+def test_normalize_is_its_plain_definition_for_every_character():
+    # The compiled way lower-cases first and then turns emoji, ’ and
+    # accents in one table: every non-ASCII character, between spaces and
+    # between cased letters (lower() looks at its neighbours for Σ).
+    codes = [c for c in range(0x80, 0x110000) if not 0xD800 <= c <= 0xDFFF]
+    texts = [separator.join(map(chr, codes[start:start + 256]))
+             for separator in (" ", "A") for start in range(0, len(codes), 256)]
+    assert [t for t in texts if normalize(t) != normalize_plainly(t)] == []
+
+
+@pytest.mark.usefixtures("compiled_squeeze")
 def test_compiled_squeeze_refuses_bad_arguments():
     squeeze = text_module._squeeze
     assert squeeze("  Aaaa\t\tbbb  ", {}) == "Aaa bb"
