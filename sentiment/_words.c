@@ -7,9 +7,10 @@
  *
  * The same features as the Python code, by construction: the same token
  * rule as text._TOKEN ([a-zñç0-9_]+(?:'[a-z]+)? or one of !?¡¿.,;:, with
- * the apostrophe dropped as tokens() drops it), the same loops over the
- * same Python sets and dictionaries (handed in by sentiment/model.py), and
- * the same vocabulary. Order aside: the caller counts the columns.
+ * the apostrophe dropped as tokens() drops it), the same loops asking the
+ * same Python sets and lexicon about each token (their answers read into
+ * the table when it is made, table()), and the same vocabulary. Order
+ * aside: the caller counts the columns.
  *
  * by_word() serves the character n-grams (char_wb, which never cross a
  * word): each word's columns come from a cache that Python fills (the
@@ -88,18 +89,26 @@ static PyObject *text_at(PyObject *texts, Py_ssize_t i)
     }
     return text;
 }
-
 /* The vocabulary as an open-addressing hash table over the keys' Latin-1
  * bytes (every token is Latin-1): a feature is looked up from the bytes
  * it is made of, without a str object made, hashed and freed for it, and
  * a slot holds the column itself where the dict held a pointer to an int
- * object. Under load the dict's lookups were the largest part of a
- * 100-text batch's time in a worker (look_up 13.7 %, with the bigram
- * strings' making and freeing more). Keys with a character beyond Latin-1
- * (no token has one) are left to the dict, which the table keeps. */
+ * object. The same slots also say what text.py's word sets and lexicon
+ * say of the word, so a text's tokens are classified by the one lookup
+ * that finds their column: no str per token, no set lookups (under load
+ * the word features were 11 % of a 100-text batch's worker time, most of
+ * it making tokens and asking sets about them). A key with a character
+ * beyond Latin-1 can never be made from tokens and is left out. */
+enum {
+    NEGATOR = 1, BREAKER = 2, PUNCTUATION = 4, TRANSPARENT = 8, CONTRAST = 16, CLAUSE_END = 32,
+    USED = 1u << 31,
+};
+
 typedef struct {
     uint32_t tag;       /* the hash's upper half: most mismatches end here */
-    int32_t column;     /* -1: an empty slot */
+    int32_t column;     /* in the vocabulary, or -1 */
+    int32_t lexicon;    /* the column of the word's lexicon feature, or -1 */
+    uint32_t flags;     /* the word sets it is in; USED: not an empty slot */
     uint32_t offset, length;  /* the key's bytes in the arena */
 } Slot;
 
@@ -107,7 +116,7 @@ typedef struct {
     Slot *slots;
     uint64_t mask;
     unsigned char *arena;
-    PyObject *vocabulary;
+    uint32_t used;
 } Table;
 
 #define TABLE_NAME "sentiment._words.table"
@@ -123,19 +132,38 @@ static uint64_t hash_of(const unsigned char *data, Py_ssize_t size)
     return hash ^ (hash >> 29);
 }
 
-/* The column of the key with these bytes, or -1. */
-static int64_t find(const Table *table, const unsigned char *data, Py_ssize_t size)
+/* The slot of the key with these bytes, or NULL. */
+static const Slot *find(const Table *table, const unsigned char *data, Py_ssize_t size)
 {
     uint64_t hash = hash_of(data, size);
     uint32_t tag = (uint32_t)(hash >> 32);
     for (uint64_t i = hash & table->mask;; i = (i + 1) & table->mask) {
         const Slot *slot = &table->slots[i];
-        if (slot->column < 0)
-            return -1;
+        if (!slot->flags)
+            return NULL;
         if (slot->tag == tag && slot->length == (uint64_t)size
             && memcmp(table->arena + slot->offset, data, size) == 0)
-            return slot->column;
+            return slot;
     }
+}
+
+/* The slot of a Latin-1 key, made empty (no column, no lexicon feature, in
+ * no set) if it was not there: the arena has room for every key. */
+static Slot *slot_for(Table *table, PyObject *key)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(key);
+    const unsigned char *data = PyUnicode_1BYTE_DATA(key);
+    Slot *slot = (Slot *)find(table, data, length);
+    if (slot)
+        return slot;
+    uint64_t hash = hash_of(data, length);
+    uint64_t i = hash & table->mask;
+    while (table->slots[i].flags)
+        i = (i + 1) & table->mask;
+    memcpy(table->arena + table->used, data, length);
+    table->slots[i] = (Slot){(uint32_t)(hash >> 32), -1, -1, USED, table->used, (uint32_t)length};
+    table->used += (uint32_t)length;
+    return &table->slots[i];
 }
 
 static void free_table(PyObject *capsule)
@@ -145,200 +173,270 @@ static void free_table(PyObject *capsule)
         return;
     PyMem_Free(table->slots);
     PyMem_Free(table->arena);
-    Py_XDECREF(table->vocabulary);
     PyMem_Free(table);
 }
 
-PyDoc_STRVAR(table_doc,
-"table(vocabulary) -> table\n\n"
-"The vocabulary ({feature: column}) as columns() looks features up in it.");
-
-static PyObject *make_table(PyObject *self, PyObject *vocabulary)
+/* A column read from Python: 0 <= column <= INT32_MAX, or -1 with an error. */
+static int32_t column_from(PyObject *value)
 {
-    if (!PyDict_Check(vocabulary)) {
-        PyErr_SetString(PyExc_TypeError, "the vocabulary must be a dict");
+    long long column = PyLong_AsLongLong(value);
+    if (column == -1 && PyErr_Occurred())
+        return -1;
+    if (column < 0 || column > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "a column out of the table's range");
+        return -1;
+    }
+    return (int32_t)column;
+}
+
+static int is_latin1(PyObject *key) { return PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND; }
+
+PyDoc_STRVAR(table_doc,
+"table(vocabulary, lexicon, negators, breakers, punctuation, transparent,\n"
+"      contrast, clause_end) -> table\n\n"
+"The vocabulary ({feature: column}) as columns() looks features up in it,\n"
+"with what the lexicon ({word: feature} or None) and the word sets (of\n"
+"str, as in sentiment/text.py) say of each word.");
+
+static PyObject *make_table(PyObject *self, PyObject *args)
+{
+    PyObject *vocabulary, *lexicon, *given[6];
+    if (!PyArg_ParseTuple(args, "O!OOOOOOO", &PyDict_Type, &vocabulary, &lexicon, &given[0],
+                          &given[1], &given[2], &given[3], &given[4], &given[5]))
+        return NULL;
+    static const uint32_t flag_of[6] = {NEGATOR, BREAKER, PUNCTUATION, TRANSPARENT, CONTRAST,
+                                        CLAUSE_END};
+    if (lexicon != Py_None && !PyDict_Check(lexicon)) {
+        PyErr_SetString(PyExc_TypeError, "lexicon must be a dict or None");
         return NULL;
     }
-    /* The items as a list of strong references, and every column read
-     * before the table is filled: reading a column may run Python code
-     * (an int-like object's __index__), which could change the dict. */
-    PyObject *items = PyDict_Items(vocabulary), *capsule = NULL;
+    /* Everything read into lists of strong references, and every column
+     * and truth value worked out, before the table is filled: reading a
+     * column may run Python code (an int-like object's __index__), which
+     * could change the dicts and sets. */
+    PyObject *items = PyDict_Items(vocabulary), *lexicon_items = NULL, *members[6] = {0};
+    PyObject *capsule = NULL;
     Table *table = PyMem_Calloc(1, sizeof(Table));
-    int32_t *columns = NULL;
+    int32_t *columns = NULL, *lexicon_columns = NULL;
     if (!items || !table) {
         if (!table)
             PyErr_NoMemory();
         goto error;
     }
-    Py_ssize_t count = PyList_GET_SIZE(items), bytes = 0;
-    if ((uint64_t)count > (uint64_t)INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "the vocabulary is too large for the table");
-        goto error;
+    for (int s = 0; s < 6; s++) {
+        if (!PyAnySet_Check(given[s])) {
+            PyErr_SetString(PyExc_TypeError, "the word sets must be sets");
+            goto error;
+        }
+        if (!(members[s] = PySequence_List(given[s])))
+            goto error;
     }
-    if (!(columns = PyMem_Malloc((count ? count : 1) * sizeof(int32_t)))) {
+    if (lexicon != Py_None && !(lexicon_items = PyDict_Items(lexicon)))
+        goto error;
+    Py_ssize_t count = PyList_GET_SIZE(items);
+    Py_ssize_t lexicon_count = lexicon_items ? PyList_GET_SIZE(lexicon_items) : 0;
+    uint64_t keys = (uint64_t)count + (uint64_t)lexicon_count, bytes = 0;
+    columns = PyMem_Malloc((count ? count : 1) * sizeof(int32_t));
+    lexicon_columns = PyMem_Malloc((lexicon_count ? lexicon_count : 1) * sizeof(int32_t));
+    if (!columns || !lexicon_columns) {
         PyErr_NoMemory();
         goto error;
     }
     for (Py_ssize_t k = 0; k < count; k++) {
         PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(items, k), 0);
-        PyObject *value = PyTuple_GET_ITEM(PyList_GET_ITEM(items, k), 1);
         if (!PyUnicode_Check(key)) {
             PyErr_SetString(PyExc_TypeError, "the vocabulary's features must be str");
             goto error;
         }
-        long long column = PyLong_AsLongLong(value);
-        if (column == -1 && PyErr_Occurred())
+        if ((columns[k] = column_from(PyTuple_GET_ITEM(PyList_GET_ITEM(items, k), 1))) < 0)
             goto error;
-        if (column < 0 || column > INT32_MAX) {
-            PyErr_SetString(PyExc_ValueError, "a column out of the table's range");
-            goto error;
-        }
-        columns[k] = (int32_t)column;
-        if (PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND)
+        if (is_latin1(key))
             bytes += PyUnicode_GET_LENGTH(key);
     }
-    if (bytes > (Py_ssize_t)UINT32_MAX) {
+    for (int s = 0; s < 6; s++) {
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(members[s]); k++) {
+            PyObject *member = PyList_GET_ITEM(members[s], k);
+            if (!PyUnicode_Check(member)) {
+                PyErr_SetString(PyExc_TypeError, "the word sets must hold str");
+                goto error;
+            }
+            keys++;
+            if (is_latin1(member))
+                bytes += PyUnicode_GET_LENGTH(member);
+        }
+    }
+    /* A word's lexicon feature, if true, counts where the vocabulary has it
+     * (from_normalized's filter(None, ...), then the vocabulary's get). */
+    for (Py_ssize_t k = 0; k < lexicon_count; k++) {
+        PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(lexicon_items, k), 0);
+        PyObject *feature = PyTuple_GET_ITEM(PyList_GET_ITEM(lexicon_items, k), 1);
+        if (!PyUnicode_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "the lexicon's words must be str");
+            goto error;
+        }
+        if (is_latin1(key))
+            bytes += PyUnicode_GET_LENGTH(key);
+        lexicon_columns[k] = -1;
+        int truth = PyObject_IsTrue(feature);
+        if (truth < 0)
+            goto error;
+        if (!truth)
+            continue;
+        PyObject *column = PyDict_GetItemWithError(vocabulary, feature);
+        if (!column) {
+            if (PyErr_Occurred())
+                goto error;
+            continue;
+        }
+        Py_INCREF(column);
+        lexicon_columns[k] = column_from(column);
+        Py_DECREF(column);
+        if (lexicon_columns[k] < 0)
+            goto error;
+    }
+    if (bytes > UINT32_MAX || keys > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "the vocabulary is too large for the table");
         goto error;
     }
     uint64_t size = 8;
-    while (size < (uint64_t)count + (uint64_t)count / 2 + 1)
+    while (size < keys + keys / 2 + 1)
         size *= 2;
     table->mask = size - 1;
-    table->slots = PyMem_Malloc(size * sizeof(Slot));
+    table->slots = PyMem_Calloc(size, sizeof(Slot));
     table->arena = PyMem_Malloc(bytes ? bytes : 1);
     if (!table->slots || !table->arena) {
         PyErr_NoMemory();
         goto error;
     }
-    for (uint64_t i = 0; i < size; i++)
-        table->slots[i].column = -1;
-    /* No Python code from here on: the list and its strings stay as read. */
-    uint32_t used = 0;
+    /* No Python code from here on: the lists and their strings stay as read. */
     for (Py_ssize_t k = 0; k < count; k++) {
         PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(items, k), 0);
-        if (PyUnicode_KIND(key) != PyUnicode_1BYTE_KIND)
-            continue;
-        Py_ssize_t length = PyUnicode_GET_LENGTH(key);
-        const unsigned char *data = PyUnicode_1BYTE_DATA(key);
-        uint64_t hash = hash_of(data, length);
-        uint64_t i = hash & table->mask;
-        while (table->slots[i].column >= 0)
-            i = (i + 1) & table->mask;
-        memcpy(table->arena + used, data, length);
-        table->slots[i] = (Slot){(uint32_t)(hash >> 32), columns[k], used, (uint32_t)length};
-        used += (uint32_t)length;
+        if (is_latin1(key))
+            slot_for(table, key)->column = columns[k];
     }
-    Py_INCREF(vocabulary);
-    table->vocabulary = vocabulary;
+    for (int s = 0; s < 6; s++)
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(members[s]); k++) {
+            PyObject *member = PyList_GET_ITEM(members[s], k);
+            if (is_latin1(member))
+                slot_for(table, member)->flags |= flag_of[s];
+        }
+    for (Py_ssize_t k = 0; k < lexicon_count; k++) {
+        PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(lexicon_items, k), 0);
+        if (is_latin1(key))
+            slot_for(table, key)->lexicon = lexicon_columns[k];
+    }
     capsule = PyCapsule_New(table, TABLE_NAME, free_table);
-    if (!capsule) {
-        Py_DECREF(vocabulary);
-        table->vocabulary = NULL;
+    if (!capsule)
         goto error;
-    }
-    Py_DECREF(items);
-    PyMem_Free(columns);
-    return capsule;
+    table = NULL;
 error:
     Py_XDECREF(items);
+    Py_XDECREF(lexicon_items);
+    for (int s = 0; s < 6; s++)
+        Py_XDECREF(members[s]);
     PyMem_Free(columns);
+    PyMem_Free(lexicon_columns);
     if (table) {
         PyMem_Free(table->slots);
         PyMem_Free(table->arena);
         PyMem_Free(table);
     }
-    return NULL;
+    return capsule;
 }
 
-/* One call's arguments, the columns it has found so far, and a buffer for
- * the strings it builds from pieces. */
+/* A token of a text: its bytes in Context.chars and its slot (or NULL). */
 typedef struct {
-    Table *table;
-    PyObject *lexicon, *negators, *breakers, *punctuation, *transparent, *contrast,
-        *clause_end;
+    Py_ssize_t start, length;
+    const Slot *slot;
+} Token;
+
+/* A word of text.mark_negation: a token, NEG_-prefixed or not, and its slot. */
+typedef struct {
+    Py_ssize_t token;
+    int negated;
+    const Slot *slot;
+} Word;
+
+/* One call's table, the columns it has found so far, and its buffers. */
+typedef struct {
+    const Table *table;
     long scope;
     Column_list *columns;
-    Py_UCS1 *buffer;
-    Py_ssize_t room;
+    Py_UCS1 *chars, *buffer;         /* the tokens' bytes; a feature's bytes */
+    Py_ssize_t chars_room, room;
+    Token *tokens;
+    Word *words;
+    Py_ssize_t tokens_room;          /* of tokens and of words */
 } Context;
 
-static Py_UCS1 *buffer_of(Context *context, Py_ssize_t size)
+/* Room for `size` bytes at *buffer; -1 on error. */
+static int bytes_room(Py_UCS1 **buffer, Py_ssize_t *room, Py_ssize_t size)
 {
-    if (size > context->room) {
-        Py_UCS1 *buffer = PyMem_Realloc(context->buffer, size);
-        if (!buffer) {
-            PyErr_NoMemory();
-            return NULL;
-        }
-        context->buffer = buffer;
-        context->room = size;
+    if (size <= *room)
+        return 0;
+    Py_UCS1 *grown = PyMem_Realloc(*buffer, size);
+    if (!grown) {
+        PyErr_NoMemory();
+        return -1;
     }
-    return context->buffer;
+    *buffer = grown;
+    *room = size;
+    return 0;
 }
 
-/* Adds the column of the feature with these Latin-1 bytes, if the
- * vocabulary knows it; -1 on error. */
-static int look_up_bytes(Context *context, const unsigned char *data, Py_ssize_t size)
+/* Adds the column of the slot, if the vocabulary has one; -1 on error. */
+static int add_column(Context *context, const Slot *slot)
 {
-    int64_t column = find(context->table, data, size);
-    return column < 0 ? 0 : append(context->columns, column);
+    return slot && slot->column >= 0 ? append(context->columns, slot->column) : 0;
 }
 
-/* look_up_bytes of a str feature (any str: a lexicon's too). */
-static int look_up(Context *context, PyObject *feature)
+/* The slot of prefix + the token's bytes + suffix, or NULL (and NULL with
+ * an error set when the buffer cannot grow). */
+static const Slot *find_joined(Context *context, const char *prefix, const Token *token,
+                               const char *suffix)
 {
-    if (PyUnicode_Check(feature) && PyUnicode_KIND(feature) == PyUnicode_1BYTE_KIND)
-        return look_up_bytes(context, PyUnicode_1BYTE_DATA(feature),
-                             PyUnicode_GET_LENGTH(feature));
-    PyObject *column = PyDict_GetItemWithError(context->table->vocabulary, feature);
-    if (!column)
-        return PyErr_Occurred() ? -1 : 0;
-    long long value = PyLong_AsLongLong(column);
-    if (value == -1 && PyErr_Occurred())
-        return -1;
-    return append(context->columns, value);
+    Py_ssize_t p = (Py_ssize_t)strlen(prefix), s = (Py_ssize_t)strlen(suffix);
+    if (bytes_room(&context->buffer, &context->room, p + token->length + s) < 0)
+        return NULL;
+    memcpy(context->buffer, prefix, p);
+    memcpy(context->buffer + p, context->chars + token->start, token->length);
+    memcpy(context->buffer + p + token->length, suffix, s);
+    return find(context->table, context->buffer, p + token->length + s);
 }
 
-/* prefix + word (both Latin-1, as every token is) in the context's
- * buffer; its length, or -1. */
-static Py_ssize_t prefixed_bytes(Context *context, const char *prefix, PyObject *word)
-{
-    Py_ssize_t p = (Py_ssize_t)strlen(prefix), n = PyUnicode_GET_LENGTH(word);
-    Py_UCS1 *buffer = buffer_of(context, p + n);
-    if (!buffer)
-        return -1;
-    memcpy(buffer, prefix, p);
-    memcpy(buffer + p, PyUnicode_1BYTE_DATA(word), n);
-    return p + n;
-}
-
-/* prefix + word as a new str. */
-static PyObject *prefixed(Context *context, const char *prefix, PyObject *word)
-{
-    Py_ssize_t size = prefixed_bytes(context, prefix, word);
-    return size < 0 ? NULL : PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, context->buffer,
-                                                        size);
-}
-
-/* The tokens of normalised text, as text.tokens() gives them: a new list. */
-static PyObject *tokens_of(Context *context, PyObject *text)
+/* The tokens of normalised text as text.tokens() cuts them, each with its
+ * slot, into context->tokens; how many, or -1. */
+static Py_ssize_t tokens_of(Context *context, PyObject *text)
 {
     if (PyUnicode_READY(text) < 0)
-        return NULL;
+        return -1;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    PyObject *tokens = PyList_New(0);
-    Py_UCS1 *buffer = buffer_of(context, n + 1);
-    if (!tokens || !buffer)
-        goto error;
+    /* At most one token per character, and no more bytes than characters. */
+    if (bytes_room(&context->chars, &context->chars_room, n + 1) < 0)
+        return -1;
+    if (n > context->tokens_room) {
+        Token *tokens = PyMem_Realloc(context->tokens, n * sizeof(Token));
+        if (tokens)
+            context->tokens = tokens;
+        Word *words = PyMem_Realloc(context->words, n * sizeof(Word));
+        if (words)
+            context->words = words;
+        if (!tokens || !words) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        context->tokens_room = n;
+    }
+    Py_UCS1 *chars = context->chars;
+    Py_ssize_t count = 0, used = 0;
     for (Py_ssize_t i = 0; i < n;) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        Py_ssize_t size = 0;
+        Py_ssize_t start = used;
         if (is_word_char(c)) {
             while (i < n && is_word_char(c = PyUnicode_READ(kind, data, i))) {
-                buffer[size++] = (Py_UCS1)c;
+                chars[used++] = (Py_UCS1)c;
                 i++;
             }
             /* (?:'[a-z]+)?, the apostrophe itself dropped (tokens()). */
@@ -347,195 +445,141 @@ static PyObject *tokens_of(Context *context, PyObject *text)
                 if (next >= 'a' && next <= 'z') {
                     i++;
                     while (i < n && (c = PyUnicode_READ(kind, data, i)) >= 'a' && c <= 'z') {
-                        buffer[size++] = (Py_UCS1)c;
+                        chars[used++] = (Py_UCS1)c;
                         i++;
                     }
                 }
             }
         } else if (is_punctuation(c)) {
-            buffer[size++] = (Py_UCS1)c;
+            chars[used++] = (Py_UCS1)c;
             i++;
         } else {
             i++;
             continue;
         }
-        PyObject *token = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buffer, size);
-        if (!token || PyList_Append(tokens, token) < 0) {
-            Py_XDECREF(token);
-            goto error;
-        }
-        Py_DECREF(token);
+        Token *token = &context->tokens[count++];
+        token->start = start;
+        token->length = used - start;
+        token->slot = find(context->table, chars + start, used - start);
     }
-    return tokens;
-error:
-    Py_XDECREF(tokens);
-    return NULL;
+    return count;
 }
 
-/* text.mark_negation: a new list of words. */
-static PyObject *marked(Context *context, PyObject *tokens)
+static uint32_t flags_of(const Token *token) { return token->slot ? token->slot->flags : 0; }
+
+/* text.mark_negation over the tokens, into context->words; how many, or -1. */
+static Py_ssize_t marked(Context *context, Py_ssize_t n_tokens)
 {
-    PyObject *words = PyList_New(0);
-    if (!words)
-        return NULL;
+    Py_ssize_t count = 0;
     long scope = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tokens); i++) {
-        PyObject *token = PyList_GET_ITEM(tokens, i), *word = token;
-        int found = PySet_Contains(context->punctuation, token);
-        if (found < 0)
-            goto error;
-        if (found) {
+    for (Py_ssize_t i = 0; i < n_tokens; i++) {
+        const Token *token = &context->tokens[i];
+        uint32_t flags = flags_of(token);
+        if (flags & PUNCTUATION) {
             scope = 0;
             continue;
         }
-        if ((found = PySet_Contains(context->breakers, token)) < 0)
-            goto error;
-        if (found) {
+        Word *word = &context->words[count++];
+        *word = (Word){i, 0, token->slot};
+        if (flags & BREAKER) {
             scope = 0;
-            if (PyList_Append(words, token) < 0)
-                goto error;
             continue;
         }
-        if (scope) {
-            if ((found = PySet_Contains(context->transparent, token)) < 0)
-                goto error;
-            if (!found) {
-                scope--;
-                if (!(word = prefixed(context, "NEG_", token)))
-                    goto error;
-                int failed = PyList_Append(words, word);
-                Py_DECREF(word);
-                if (failed < 0)
-                    goto error;
-                word = NULL;
-            }
+        if (scope && !(flags & TRANSPARENT)) {
+            scope--;
+            word->negated = 1;
+            word->slot = find_joined(context, "NEG_", token, "");
+            if (!word->slot && PyErr_Occurred())
+                return -1;
         }
-        if (word && PyList_Append(words, word) < 0)
-            goto error;
-        if ((found = PySet_Contains(context->negators, token)) < 0)
-            goto error;
-        if (found)
+        if (flags & NEGATOR)
             scope = context->scope;
     }
-    return words;
-error:
-    Py_DECREF(words);
-    return NULL;
+    return count;
 }
 
-static int bigrams(Context *context, PyObject *words)
+/* The word's bytes (NEG_ and the token's) at `out`; how many. */
+static Py_ssize_t word_bytes(const Context *context, const Word *word, Py_UCS1 *out)
 {
-    for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(words); i++) {
-        PyObject *left = PyList_GET_ITEM(words, i), *right = PyList_GET_ITEM(words, i + 1);
-        Py_ssize_t l = PyUnicode_GET_LENGTH(left), r = PyUnicode_GET_LENGTH(right);
-        Py_UCS1 *buffer = buffer_of(context, l + 1 + r);
-        if (!buffer)
+    const Token *token = &context->tokens[word->token];
+    Py_ssize_t p = word->negated ? 4 : 0;
+    memcpy(out, "NEG_", p);
+    memcpy(out + p, context->chars + token->start, token->length);
+    return p + token->length;
+}
+
+/* Each pair of neighbouring words, joined by a space. */
+static int bigrams(Context *context, Py_ssize_t n_words)
+{
+    for (Py_ssize_t i = 0; i + 1 < n_words; i++) {
+        const Word *left = &context->words[i], *right = &context->words[i + 1];
+        Py_ssize_t size = 4 + context->tokens[left->token].length + 1
+                          + 4 + context->tokens[right->token].length;
+        if (bytes_room(&context->buffer, &context->room, size) < 0)
             return -1;
-        memcpy(buffer, PyUnicode_1BYTE_DATA(left), l);
-        buffer[l] = ' ';
-        memcpy(buffer + l + 1, PyUnicode_1BYTE_DATA(right), r);
-        if (look_up_bytes(context, buffer, l + 1 + r) < 0)
+        Py_ssize_t l = word_bytes(context, left, context->buffer);
+        context->buffer[l] = ' ';
+        Py_ssize_t r = word_bytes(context, right, context->buffer + l + 1);
+        if (add_column(context, find(context->table, context->buffer, l + 1 + r)) < 0)
             return -1;
     }
     return 0;
 }
 
 /* text.contrast_features. */
-static int after_contrast(Context *context, PyObject *tokens)
+static int after_contrast(Context *context, Py_ssize_t n_tokens)
 {
     int after = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tokens); i++) {
-        PyObject *token = PyList_GET_ITEM(tokens, i);
-        int found = PySet_Contains(context->clause_end, token);
-        if (found < 0)
-            return -1;
-        if (found) {
+    for (Py_ssize_t i = 0; i < n_tokens; i++) {
+        const Token *token = &context->tokens[i];
+        uint32_t flags = flags_of(token);
+        if (flags & CLAUSE_END)
             after = 0;
-            continue;
-        }
-        if ((found = PySet_Contains(context->contrast, token)) < 0)
-            return -1;
-        if (found) {
+        else if (flags & CONTRAST)
             after = 1;
-            continue;
+        else if (after && !(flags & PUNCTUATION)) {
+            const Slot *slot = find_joined(context, "AFTER_BUT_", token, "");
+            if ((!slot && PyErr_Occurred()) || add_column(context, slot) < 0)
+                return -1;
         }
-        if (!after)
-            continue;
-        if ((found = PySet_Contains(context->punctuation, token)) < 0)
-            return -1;
-        if (found)
-            continue;
-        Py_ssize_t size = prefixed_bytes(context, "AFTER_BUT_", token);
-        if (size < 0 || look_up_bytes(context, context->buffer, size) < 0)
-            return -1;
     }
     return 0;
 }
 
 static int features_of(Context *context, PyObject *text)
 {
-    PyObject *tokens = tokens_of(context, text), *words = NULL;
-    int result = -1;
-    if (!tokens || !(words = marked(context, tokens)))
-        goto done;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++)
-        if (look_up(context, PyList_GET_ITEM(words, i)) < 0)
-            goto done;
-    if (bigrams(context, words) < 0 || after_contrast(context, tokens) < 0)
-        goto done;
-    if (context->lexicon != Py_None) {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++) {
-            PyObject *feature = PyDict_GetItemWithError(context->lexicon,
-                                                        PyList_GET_ITEM(words, i));
-            if (!feature) {
-                if (PyErr_Occurred())
-                    goto done;
-                continue;
-            }
-            int truth = PyObject_IsTrue(feature);
-            if (truth < 0 || (truth && look_up(context, feature) < 0))
-                goto done;
-        }
+    Py_ssize_t n_tokens = tokens_of(context, text), n_words;
+    if (n_tokens < 0 || (n_words = marked(context, n_tokens)) < 0)
+        return -1;
+    for (Py_ssize_t i = 0; i < n_words; i++)
+        if (add_column(context, context->words[i].slot) < 0)
+            return -1;
+    if (bigrams(context, n_words) < 0 || after_contrast(context, n_tokens) < 0)
+        return -1;
+    for (Py_ssize_t i = 0; i < n_words; i++) {
+        const Slot *slot = context->words[i].slot;
+        if (slot && slot->lexicon >= 0 && append(context->columns, slot->lexicon) < 0)
+            return -1;
     }
-    result = 0;
-done:
-    Py_XDECREF(tokens);
-    Py_XDECREF(words);
-    return result;
+    return 0;
 }
 
 PyDoc_STRVAR(columns_doc,
-"columns(texts, table, lexicon, negators, breakers, punctuation, transparent,\n"
-"        contrast, clause_end, scope) -> (columns, counts)\n\n"
+"columns(texts, table, scope) -> (columns, counts)\n\n"
 "The vocabulary columns of every word feature of each normalised text (a\n"
-"list of str), as text.WordFeatures.from_normalized makes them, repeats\n"
-"kept, unknown features left out: columns as int64 bytes, all texts one\n"
-"after another, and counts (int64 bytes) how many of them each text has.\n"
-"lexicon: {word: feature} or None; the sets as in sentiment/text.py.");
+"list of str), as text.WordFeatures.from_normalized makes them with a\n"
+"negation scope of `scope` words, repeats kept, unknown features left out:\n"
+"columns as int64 bytes, all texts one after another, and counts (int64\n"
+"bytes) how many of them each text has. table: from table().");
 
 static PyObject *columns(PyObject *self, PyObject *args)
 {
     PyObject *texts, *table;
     Context context = {0};
-    if (!PyArg_ParseTuple(args, "O!OOOOOOOOl", &PyList_Type, &texts, &table,
-                          &context.lexicon, &context.negators, &context.breakers,
-                          &context.punctuation, &context.transparent, &context.contrast,
-                          &context.clause_end, &context.scope))
+    if (!PyArg_ParseTuple(args, "O!Ol", &PyList_Type, &texts, &table, &context.scope))
         return NULL;
     if (!(context.table = PyCapsule_GetPointer(table, TABLE_NAME)))
         return NULL;
-    if (context.lexicon != Py_None && !PyDict_Check(context.lexicon)) {
-        PyErr_SetString(PyExc_TypeError, "lexicon must be a dict or None");
-        return NULL;
-    }
-    PyObject *sets[] = {context.negators, context.breakers, context.punctuation,
-                        context.transparent, context.contrast, context.clause_end};
-    for (size_t i = 0; i < sizeof(sets) / sizeof(*sets); i++) {
-        if (!PyAnySet_Check(sets[i])) {
-            PyErr_SetString(PyExc_TypeError, "the word sets must be sets");
-            return NULL;
-        }
-    }
     Column_list found = {0}, counts = {0};
     context.columns = &found;
     PyObject *result = NULL;
@@ -550,7 +594,10 @@ static PyObject *columns(PyObject *self, PyObject *args)
 done:
     PyMem_Free(found.items);
     PyMem_Free(counts.items);
+    PyMem_Free(context.chars);
     PyMem_Free(context.buffer);
+    PyMem_Free(context.tokens);
+    PyMem_Free(context.words);
     return result;
 }
 
@@ -622,7 +669,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS, columns_doc},
-    {"table", make_table, METH_O, table_doc},
+    {"table", make_table, METH_VARARGS, table_doc},
     {"by_word", by_word, METH_VARARGS, by_word_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -251,9 +251,10 @@ class WordFeatures:
         return features
 
     def compiled_arguments(self):
-        """What sentiment/_words.c's columns() takes after the texts and the
-        vocabulary to make from_normalized's features: the lexicon's
-        features (or None) and the word sets of this module."""
+        """What sentiment/_words.c needs, beside the vocabulary, to make
+        from_normalized's features: the lexicon's features (or None) and
+        the word sets of this module, which its table() takes, then the
+        negation scope, which its columns() takes."""
         return (self._lexicon_features() if self.lexicon else None, _NEGATORS, _SCOPE_BREAKERS,
                 _PUNCTUATION, _TRANSPARENT, _CONTRAST, _CLAUSE_END, _NEGATION_SCOPE)
 

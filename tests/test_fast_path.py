@@ -399,27 +399,39 @@ def test_the_shipped_model_gives_the_same_answers_without_compiled_features(ship
     np.testing.assert_array_equal(batch, pipeline.predict_proba(texts))
 
 
+def _word_sets():
+    """The word sets _words.table() takes, and the negation scope."""
+    *sets, scope = WordFeatures().compiled_arguments()[1:]
+    return sets, scope
+
+
 def test_compiled_word_features_refuse_bad_arguments(compiled_words):
-    sets = WordFeatures().compiled_arguments()[1:]
+    sets, scope = _word_sets()
     table = model_module._word_table
-    ok = table({"ok": 4})
+    ok = table({"ok": 4}, None, *sets)
     with pytest.raises(TypeError):
-        compiled_words(("tuple",), ok, None, *sets)
+        compiled_words(("tuple",), ok, scope)
     with pytest.raises(TypeError, match="must be str"):
-        compiled_words(["ok", b"bytes"], ok, None, *sets)
-    with pytest.raises(TypeError, match="sets"):
-        compiled_words(["ok"], ok, None, ["no"], *sets[1:])
-    with pytest.raises(TypeError, match="lexicon"):
-        compiled_words(["ok"], ok, ["no"], *sets)
+        compiled_words(["ok", b"bytes"], ok, scope)
     with pytest.raises(ValueError):  # a dict where the table goes
-        compiled_words(["ok"], {"ok": 4}, None, *sets)
+        compiled_words(["ok"], {"ok": 4}, scope)
+    with pytest.raises(TypeError, match="sets must be sets"):
+        table({"ok": 4}, None, ["no"], *sets[1:])
+    with pytest.raises(TypeError, match="hold str"):
+        table({"ok": 4}, None, {b"no"}, *sets[1:])
+    with pytest.raises(TypeError, match="lexicon"):
+        table({"ok": 4}, ["no"], *sets)
+    with pytest.raises(TypeError, match="lexicon's words"):
+        table({"ok": 4}, {1: "LEX"}, *sets)
     with pytest.raises(TypeError):
-        table({"ok": "not a column"})
+        table({"ok": "not a column"}, None, *sets)
     with pytest.raises(TypeError, match="str"):
-        table({b"ok": 1})
+        table({b"ok": 1}, None, *sets)
     with pytest.raises(ValueError, match="range"):
-        table({"ok": -1})
-    columns, counts = compiled_words(["ok ok", "", "nada"], ok, None, *sets)
+        table({"ok": -1}, None, *sets)
+    with pytest.raises(ValueError, match="range"):  # a lexicon feature's column
+        table({"ok": 1, "LEX": -1}, {"ok": "LEX"}, *sets)
+    columns, counts = compiled_words(["ok ok", "", "nada"], ok, scope)
     assert np.frombuffer(columns, dtype=np.int64).tolist() == [4, 4]
     assert np.frombuffer(counts, dtype=np.int64).tolist() == [2, 0, 0]
 
@@ -440,9 +452,9 @@ def test_a_vocabulary_changed_while_its_table_is_made_does_not_break_it():
             return self.column
 
     vocabulary.update({"a": Sneaky(0), "b": 1, "c": Sneaky(2)})
-    table = model_module._word_table(vocabulary)
-    sets = WordFeatures().compiled_arguments()[1:]
-    columns, _ = model_module._compiled_word_columns(["a b c", "x"], table, None, *sets)
+    sets, scope = _word_sets()
+    table = model_module._word_table(vocabulary, None, *sets)
+    columns, _ = model_module._compiled_word_columns(["a b c", "x"], table, scope)
     assert sorted(np.frombuffer(columns, dtype=np.int64).tolist()) == [0, 1, 2]
 
 
@@ -451,15 +463,15 @@ def test_compiled_word_features_find_every_feature_of_the_vocabulary():
     """The table finds each feature the dict holds, Latin-1 or not (a
     lexicon's feature may be anything), and nothing else: features that
     differ only in a last letter, a prefix, or a character beyond Latin-1."""
-    sets = WordFeatures().compiled_arguments()[1:]
+    sets, scope = _word_sets()
     vocabulary = {"ok": 0, "oj": 1, "o": 2, "ok ok": 3, "NEG_ok": 4, "AFTER_BUT_ok": 5,
                   "LEX_日本": 6, "LEX_pos": 7, "ñu": 8, "": 9}
     vocabulary.update({f"w{i}": 10 + i for i in range(5000)})
     lexicon = {"ok": "LEX_日本", "ñu": "LEX_pos", "w7": "LEX_none"}
     function = model_module._compiled_word_columns
-    table = model_module._word_table(vocabulary)
+    table = model_module._word_table(vocabulary, lexicon, *sets)
     columns, counts = function(["ok ok ñu oi w7 w4999 w5000", "no ok", "ok pero ok"], table,
-                               lexicon, *sets)
+                               scope)
     found = np.frombuffer(columns, dtype=np.int64).tolist()
     counts = np.frombuffer(counts, dtype=np.int64).tolist()
     first, second, third = (found[:counts[0]], found[counts[0]:counts[0] + counts[1]],
