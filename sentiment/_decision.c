@@ -115,11 +115,11 @@ static int get_buffer(PyObject *object, Py_buffer *view, const char *name, char 
 }
 
 #define ADD_PRODUCTS(real_t) {                                             \
-        const real_t *coef_of = coef.buf, *intercept_of = intercept.buf;      \
-        real_t *score = (real_t *)out.buf + r * k;                            \
+        const real_t *coef_of = m->coef.buf, *intercept_of = m->intercept.buf; \
+        real_t *score = (real_t *)m->out.buf + r * k;                         \
         for (Py_ssize_t c = 0; c < k; c++)                                    \
             score[c] = 0;                                                     \
-        for (Py_ssize_t i = 0; i < m; i++) {                                  \
+        for (Py_ssize_t i = 0; i < size_m; i++) {                             \
             real_t value = (real_t)values[i];                                 \
             const real_t *coefficients = coef_of + distinct[i] * k;           \
             for (Py_ssize_t c = 0; c < k; c++)                                \
@@ -128,6 +128,141 @@ static int get_buffer(PyObject *object, Py_buffer *view, const char *name, char 
         for (Py_ssize_t c = 0; c < k; c++)                                    \
             score[c] += intercept_of[c];                                      \
     }
+
+/* The model's side of a call: weights, idf, starts, coef, intercept, out. */
+typedef struct {
+    Py_buffer weights, idf, starts, coef, intercept, out;
+    int have_idf;
+    char real;          /* 'f' or 'd': the coefficients' type */
+    Py_ssize_t k, width, n_weights, n_starts;
+} Model;
+
+static void release_model(Model *m)
+{
+    Py_buffer *views[] = {&m->weights, &m->idf, &m->starts, &m->coef, &m->intercept, &m->out};
+    for (size_t i = 0; i < sizeof(views) / sizeof(*views); i++)
+        if (views[i]->obj)
+            PyBuffer_Release(views[i]);
+}
+
+/* The model's buffers, checked against each other and n_rows; -1 on error
+ * (release_model then still to be called). */
+static int open_model(Model *m, PyObject *weights, PyObject *idf, PyObject *starts,
+                      PyObject *coef, PyObject *intercept, PyObject *out, Py_ssize_t n_rows)
+{
+    m->have_idf = idf != Py_None;
+    if (get_buffer(weights, &m->weights, "weights", 'f', 0) < 0 ||
+        (m->have_idf && get_buffer(idf, &m->idf, "idf", 'f', 0) < 0) ||
+        get_buffer(starts, &m->starts, "starts", 'i', 0) < 0 ||
+        get_buffer(coef, &m->coef, "coef", 'r', 0) < 0)
+        return -1;
+    /* The scores in the coefficients' type, float32 or float64, as scipy's
+     * product of a float32 matrix with them. */
+    m->real = m->coef.itemsize == 4 ? 'f' : 'd';
+    if (get_buffer(intercept, &m->intercept, "intercept", m->real, 0) < 0 ||
+        get_buffer(out, &m->out, "out", m->real, 1) < 0)
+        return -1;
+    Py_ssize_t size_of = m->coef.itemsize;
+    m->k = m->intercept.len / size_of;
+    m->n_weights = m->weights.len / 4;
+    m->n_starts = m->starts.len / 8;
+    if (m->k < 1 || m->coef.len / size_of % m->k != 0) {
+        PyErr_SetString(PyExc_ValueError, "coef and intercept disagree");
+        return -1;
+    }
+    m->width = m->coef.len / size_of / m->k;
+    if (n_rows < 0 || m->out.len / size_of != n_rows * m->k ||
+        (m->have_idf && m->idf.len / 4 != m->width)) {
+        PyErr_SetString(PyExc_ValueError, "the arrays' sizes disagree");
+        return -1;
+    }
+    return 0;
+}
+
+/* The scores of n_rows rows into m->out: row r's columns (each checked to
+ * be in range already) are order[row_start[r]] to order[row_start[r + 1]],
+ * in any order, repeats kept. Py_True, Py_False (a count beyond the
+ * weights table: out unfinished), or NULL with an error. */
+static PyObject *score_rows(const Model *m, const int64_t *order, const Py_ssize_t *row_start,
+                            Py_ssize_t n_rows)
+{
+    Py_ssize_t n = row_start[n_rows], k = m->k;
+    const int64_t *block_start = m->starts.buf;
+    const float *weight = m->weights.buf, *idf_of = m->idf.buf;
+    int have_idf = m->have_idf;
+    PyObject *result = NULL;
+    int64_t *distinct = PyMem_Malloc((n ? n : 1) * sizeof(int64_t));
+    float *values = PyMem_Malloc((n ? n : 1) * sizeof(float));
+    if (!distinct || !values) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (make_room(m->width) < 0)
+        goto done;
+    /* A count past the table, or past what a seen_count holds, is numpy's. */
+    unsigned limit = m->n_weights < UINT16_MAX ? (unsigned)m->n_weights : UINT16_MAX;
+    Py_ssize_t n_words = summary_words(m->width);
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        const int64_t *row = order + row_start[r];
+        Py_ssize_t size = row_start[r + 1] - row_start[r];
+        if (mark_row(row, size, limit) < 0) {
+            result = Py_False;
+            goto done;
+        }
+        /* Each distinct column once, ascending, weighed by how often it
+         * occurs; everything marked is cleared on the way. */
+        Py_ssize_t size_m = 0;
+        for (Py_ssize_t w = 0; w < n_words; w++) {
+            uint64_t word = seen_words[w];
+            if (!word)
+                continue;
+            seen_words[w] = 0;
+            do {
+                Py_ssize_t b = w * 64 + __builtin_ctzll(word);
+                uint64_t bits = seen_bits[b];
+                seen_bits[b] = 0;
+                do {
+                    int64_t c = b * 64 + __builtin_ctzll(bits);
+                    float value = weight[seen_count[c]];
+                    seen_count[c] = 0;
+                    if (have_idf)
+                        value *= idf_of[c];
+                    distinct[size_m] = c;
+                    values[size_m++] = value;
+                    bits &= bits - 1;
+                } while (bits);
+                word &= word - 1;
+            } while (word);
+        }
+        /* Each block's l2 norm: float32 squares added in float64. */
+        for (Py_ssize_t first = 0, b = 0; first < size_m; b++) {
+            int64_t end = b < m->n_starts ? block_start[b] : INT64_MAX;
+            Py_ssize_t last = first;
+            double total = 0.0;
+            while (last < size_m && distinct[last] < end) {
+                float square = values[last] * values[last];
+                total += (double)square;
+                last++;
+            }
+            if (total != 0.0) {
+                double norm = sqrt(total);
+                for (Py_ssize_t i = first; i < last; i++)
+                    values[i] = (float)((double)values[i] / norm);
+            }
+            first = last;
+        }
+        /* csr_matvecs: from zero, each product added in column order. */
+        if (m->real == 'f')
+            ADD_PRODUCTS(float)
+        else
+            ADD_PRODUCTS(double)
+    }
+    result = Py_True;
+done:
+    PyMem_Free(distinct);
+    PyMem_Free(values);
+    return result;
+}
 
 PyDoc_STRVAR(decision_doc,
 "decision(rows, columns, n_rows, weights, idf, starts, coef, intercept, out) -> bool\n\n"
@@ -149,64 +284,37 @@ static PyObject *decision(PyObject *self, PyObject *args)
                           &idf_obj, &starts_obj, &coef_obj, &intercept_obj, &out_obj))
         return NULL;
 
-    Py_buffer rows = {0}, columns = {0}, weights = {0}, idf = {0}, starts = {0}, coef = {0},
-              intercept = {0}, out = {0};
-    int have_rows = rows_obj != Py_None, have_idf = idf_obj != Py_None;
+    Py_buffer rows = {0}, columns = {0};
+    Model m = {0};
+    int have_rows = rows_obj != Py_None;
     PyObject *result = NULL;
-    int64_t *order = NULL, *distinct = NULL;
-    float *values = NULL;
+    int64_t *order = NULL;
     Py_ssize_t *row_start = NULL;
 
     if ((have_rows && get_buffer(rows_obj, &rows, "rows", 'i', 0) < 0) ||
         get_buffer(columns_obj, &columns, "columns", 'i', 0) < 0 ||
-        get_buffer(weights_obj, &weights, "weights", 'f', 0) < 0 ||
-        (have_idf && get_buffer(idf_obj, &idf, "idf", 'f', 0) < 0) ||
-        get_buffer(starts_obj, &starts, "starts", 'i', 0) < 0 ||
-        get_buffer(coef_obj, &coef, "coef", 'r', 0) < 0)
+        open_model(&m, weights_obj, idf_obj, starts_obj, coef_obj, intercept_obj, out_obj,
+                   n_rows) < 0)
         goto done;
-    /* The scores in the coefficients' type, float32 or float64, as scipy's
-     * product of a float32 matrix with them. */
-    char real = coef.itemsize == 4 ? 'f' : 'd';
-    if (get_buffer(intercept_obj, &intercept, "intercept", real, 0) < 0 ||
-        get_buffer(out_obj, &out, "out", real, 1) < 0)
-        goto done;
-
-    Py_ssize_t size_of = coef.itemsize;
-    Py_ssize_t n = columns.len / 8, k = intercept.len / size_of, n_weights = weights.len / 4;
-    Py_ssize_t n_starts = starts.len / 8;
-    if (k < 1 || coef.len / size_of % k != 0) {
-        PyErr_SetString(PyExc_ValueError, "coef and intercept disagree");
-        goto done;
-    }
-    Py_ssize_t width = coef.len / size_of / k;
-    if (n_rows < 0 || out.len / size_of != n_rows * k || (have_rows && rows.len / 8 != n) ||
-        (!have_rows && n_rows != 1) || (have_idf && idf.len / 4 != width)) {
+    Py_ssize_t n = columns.len / 8;
+    if ((have_rows && rows.len / 8 != n) || (!have_rows && n_rows != 1)) {
         PyErr_SetString(PyExc_ValueError, "the arrays' sizes disagree");
         goto done;
     }
-    const int64_t *row_of = rows.buf, *column_of = columns.buf, *block_start = starts.buf;
-    const float *weight = weights.buf, *idf_of = idf.buf;
-
+    const int64_t *row_of = rows.buf, *column_of = columns.buf;
     order = PyMem_Malloc((n ? n : 1) * sizeof(int64_t));
-    distinct = PyMem_Malloc((n ? n : 1) * sizeof(int64_t));
-    values = PyMem_Malloc((n ? n : 1) * sizeof(float));
     row_start = PyMem_Calloc(n_rows + 2, sizeof(Py_ssize_t));
-    if (!order || !distinct || !values || !row_start) {
+    if (!order || !row_start) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (column_of[i] < 0 || column_of[i] >= width ||
+        if (column_of[i] < 0 || column_of[i] >= m.width ||
             (have_rows && (row_of[i] < 0 || row_of[i] >= n_rows))) {
             PyErr_SetString(PyExc_ValueError, "a row or column out of range");
             goto done;
         }
     }
-    if (make_room(width) < 0)
-        goto done;
-    /* A count past the table, or past what a seen_count holds, is numpy's. */
-    unsigned limit = n_weights < UINT16_MAX ? (unsigned)n_weights : UINT16_MAX;
-    Py_ssize_t n_words = summary_words(width);
     /* Every row's columns together: a counting sort by row. */
     if (have_rows) {
         for (Py_ssize_t i = 0; i < n; i++)
@@ -219,79 +327,138 @@ static PyObject *decision(PyObject *self, PyObject *args)
         memcpy(order, column_of, n * sizeof(int64_t));
         row_start[1] = n;
     }
-
-    for (Py_ssize_t r = 0; r < n_rows; r++) {
-        int64_t *row = order + row_start[r];
-        Py_ssize_t size = row_start[r + 1] - row_start[r];
-        if (mark_row(row, size, limit) < 0) {
-            result = Py_False;
-            goto done;
-        }
-        /* Each distinct column once, ascending, weighed by how often it
-         * occurs; everything marked is cleared on the way. */
-        Py_ssize_t m = 0;
-        for (Py_ssize_t w = 0; w < n_words; w++) {
-            uint64_t word = seen_words[w];
-            if (!word)
-                continue;
-            seen_words[w] = 0;
-            do {
-                Py_ssize_t b = w * 64 + __builtin_ctzll(word);
-                uint64_t bits = seen_bits[b];
-                seen_bits[b] = 0;
-                do {
-                    int64_t c = b * 64 + __builtin_ctzll(bits);
-                    float value = weight[seen_count[c]];
-                    seen_count[c] = 0;
-                    if (have_idf)
-                        value *= idf_of[c];
-                    distinct[m] = c;
-                    values[m++] = value;
-                    bits &= bits - 1;
-                } while (bits);
-                word &= word - 1;
-            } while (word);
-        }
-        /* Each block's l2 norm: float32 squares added in float64. */
-        for (Py_ssize_t first = 0, b = 0; first < m; b++) {
-            int64_t end = b < n_starts ? block_start[b] : INT64_MAX;
-            Py_ssize_t last = first;
-            double total = 0.0;
-            while (last < m && distinct[last] < end) {
-                float square = values[last] * values[last];
-                total += (double)square;
-                last++;
-            }
-            if (total != 0.0) {
-                double norm = sqrt(total);
-                for (Py_ssize_t i = first; i < last; i++)
-                    values[i] = (float)((double)values[i] / norm);
-            }
-            first = last;
-        }
-        /* csr_matvecs: from zero, each product added in column order. */
-        if (real == 'f')
-            ADD_PRODUCTS(float)
-        else
-            ADD_PRODUCTS(double)
-    }
-    result = Py_True;
+    result = score_rows(&m, order, row_start, n_rows);
 
 done:
     PyMem_Free(order);
-    PyMem_Free(distinct);
-    PyMem_Free(values);
     PyMem_Free(row_start);
-    Py_buffer *views[] = {&rows, &columns, &weights, &idf, &starts, &coef, &intercept, &out};
-    for (size_t i = 0; i < sizeof(views) / sizeof(*views); i++)
-        if (views[i]->obj)
-            PyBuffer_Release(views[i]);
+    if (rows.obj)
+        PyBuffer_Release(&rows);
+    if (columns.obj)
+        PyBuffer_Release(&columns);
+    release_model(&m);
+    Py_XINCREF(result);
+    return result;
+}
+
+PyDoc_STRVAR(decision_of_blocks_doc,
+"decision_of_blocks(blocks, n_rows, weights, idf, starts, coef, intercept, out) -> bool\n\n"
+"decision() of the columns that each vectorizer found, as they come out\n"
+"of sentiment/_words.c: blocks is a list of (columns, counts, offset), the\n"
+"columns (int64 bytes) of row 0, then of row 1 and so on, counts (int64\n"
+"bytes) how many each of the n_rows rows has, and offset what to add to\n"
+"each (the block's first column in coef). The rest as for decision().");
+
+static PyObject *decision_of_blocks(PyObject *self, PyObject *args)
+{
+    PyObject *blocks_obj, *weights_obj, *idf_obj, *starts_obj, *coef_obj, *intercept_obj,
+        *out_obj;
+    Py_ssize_t n_rows;
+    if (!PyArg_ParseTuple(args, "O!nOOOOOO", &PyList_Type, &blocks_obj, &n_rows, &weights_obj,
+                          &idf_obj, &starts_obj, &coef_obj, &intercept_obj, &out_obj))
+        return NULL;
+    Model m = {0};
+    PyObject *result = NULL;
+    int64_t *order = NULL, *offsets = NULL;
+    Py_ssize_t *row_start = NULL, *next = NULL;
+    const int64_t **columns = NULL, **counts = NULL;
+    /* A tuple of the blocks, each a tuple: what they hold stays alive and
+     * unchanged whatever Python code an offset's __index__ runs. */
+    PyObject *blocks = PyList_AsTuple(blocks_obj);
+    if (!blocks)
+        return NULL;
+    Py_ssize_t n_blocks = PyTuple_GET_SIZE(blocks);
+    columns = PyMem_Calloc(n_blocks ? n_blocks : 1, sizeof(*columns));
+    counts = PyMem_Calloc(n_blocks ? n_blocks : 1, sizeof(*counts));
+    offsets = PyMem_Calloc(n_blocks ? n_blocks : 1, sizeof(*offsets));
+    if (!columns || !counts || !offsets) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (open_model(&m, weights_obj, idf_obj, starts_obj, coef_obj, intercept_obj, out_obj,
+                   n_rows) < 0)
+        goto done;
+    if (!(row_start = PyMem_Calloc(n_rows + 1, sizeof(Py_ssize_t))) ||
+        !(next = PyMem_Calloc(n_rows + 1, sizeof(Py_ssize_t)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Each block checked; each row's size over all blocks. */
+    for (Py_ssize_t b = 0; b < n_blocks; b++) {
+        PyObject *block = PyTuple_GET_ITEM(blocks, b), *columns_obj, *counts_obj;
+        long long offset;
+        if (!PyTuple_Check(block) || PyTuple_GET_SIZE(block) != 3 ||
+            !PyBytes_Check(columns_obj = PyTuple_GET_ITEM(block, 0)) ||
+            !PyBytes_Check(counts_obj = PyTuple_GET_ITEM(block, 1))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "a block must be (columns, counts, offset), int64 bytes and an int");
+            goto done;
+        }
+        if ((offset = PyLong_AsLongLong(PyTuple_GET_ITEM(block, 2))) == -1 && PyErr_Occurred())
+            goto done;
+        Py_ssize_t total = PyBytes_GET_SIZE(columns_obj) / 8;
+        if (PyBytes_GET_SIZE(columns_obj) % 8 || PyBytes_GET_SIZE(counts_obj) != n_rows * 8) {
+            PyErr_SetString(PyExc_ValueError, "a block's sizes disagree with n_rows");
+            goto done;
+        }
+        columns[b] = (const int64_t *)PyBytes_AS_STRING(columns_obj);
+        counts[b] = (const int64_t *)PyBytes_AS_STRING(counts_obj);
+        offsets[b] = offset;
+        Py_ssize_t seen = 0;
+        for (Py_ssize_t r = 0; r < n_rows; r++) {
+            if (counts[b][r] < 0 || counts[b][r] > total - seen) {
+                PyErr_SetString(PyExc_ValueError, "a block's counts disagree with its columns");
+                goto done;
+            }
+            seen += counts[b][r];
+            row_start[r + 1] += counts[b][r];
+        }
+        if (seen != total) {
+            PyErr_SetString(PyExc_ValueError, "a block's counts disagree with its columns");
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < total; i++) {
+            int64_t column = columns[b][i];
+            if (column < 0 || offset < 0 || offset >= m.width || column >= m.width - offset) {
+                PyErr_SetString(PyExc_ValueError, "a row or column out of range");
+                goto done;
+            }
+        }
+    }
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        row_start[r + 1] += row_start[r];
+        next[r] = row_start[r];
+    }
+    Py_ssize_t n = row_start[n_rows];
+    if (!(order = PyMem_Malloc((n ? n : 1) * sizeof(int64_t)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Every row's columns together, block after block. */
+    for (Py_ssize_t b = 0; b < n_blocks; b++) {
+        const int64_t *column_of = columns[b];
+        for (Py_ssize_t r = 0; r < n_rows; r++)
+            for (int64_t j = 0; j < counts[b][r]; j++)
+                order[next[r]++] = *column_of++ + offsets[b];
+    }
+    result = score_rows(&m, order, row_start, n_rows);
+
+done:
+    Py_DECREF(blocks);
+    PyMem_Free(columns);
+    PyMem_Free(counts);
+    PyMem_Free(offsets);
+    PyMem_Free(order);
+    PyMem_Free(row_start);
+    PyMem_Free(next);
+    release_model(&m);
     Py_XINCREF(result);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"decision", decision, METH_VARARGS, decision_doc},
+    {"decision_of_blocks", decision_of_blocks, METH_VARARGS, decision_of_blocks_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -22,8 +22,9 @@ from .text import WordFeatures, normalize
 try:
     # Built by `pip install -e .` (setup.py); without it, the same in numpy.
     from ._decision import decision as _compiled_decision
+    from ._decision import decision_of_blocks as _compiled_decision_of_blocks
 except ImportError:  # pragma: no cover - depends on the install
-    _compiled_decision = None
+    _compiled_decision = _compiled_decision_of_blocks = None
 try:
     # The word features and the character n-grams' lookups, the same way
     # (sentiment/_words.c).
@@ -136,6 +137,12 @@ def _counted(values):
     ends[:-1] = starts[1:]
     ends[-1] = values.size
     return values[starts], ends - starts
+
+
+def _rows_and_columns(counts, columns):
+    """(the row of each column, the columns) from how many columns each row
+    has (int64 arrays)."""
+    return np.repeat(np.arange(len(counts), dtype=np.int64), counts), columns
 
 
 def _remember(cache, word, columns):
@@ -273,14 +280,18 @@ class _Tfidf:
         next text with this word (the compiled way's _arrays_by_word)."""
         return _remember(self._word_bytes, word, self._ngram_columns(word, np.int64).tobytes())
 
-    def _compiled_columns(self, texts, normalized):
+    def compiled_bytes(self, texts, normalized):
         """(columns, how many of them each text has) of the texts' features
-        through sentiment/_words.c: found() without a Python loop per
-        feature; `normalized` as for found()."""
+        through sentiment/_words.c, as int64 bytes: found() without a Python
+        loop per feature; `normalized` as for found()."""
         texts = [normalize(self._decode(text)) if norm is None else norm
                  for text, norm in zip(texts, normalized)]
         function, arguments = self.compiled
-        columns, counts = function(texts, *arguments)
+        return function(texts, *arguments)
+
+    def _compiled_columns(self, texts, normalized):
+        """compiled_bytes as two int64 arrays."""
+        columns, counts = self.compiled_bytes(texts, normalized)
         return np.frombuffer(columns, dtype=np.int64), np.frombuffer(counts, dtype=np.int64)
 
     def _compiled_indices(self, text, normalized=None):
@@ -320,7 +331,7 @@ class _Tfidf:
         # us per text, the character n-grams' 9-14 -> 5.5.)
         if self.compiled is not None:
             found, counts = self._compiled_columns(texts, normalized)
-            return np.repeat(np.arange(len(texts), dtype=np.int64), counts), found
+            return _rows_and_columns(counts, found)
         per_text = list(map(self.column_arrays if self.indices_are_array else self._features,
                             texts, normalized))
         rows = np.repeat(np.arange(len(texts), dtype=np.int64),
@@ -439,6 +450,10 @@ class FastPath:
         weights[1:] = counts
         return {
             "function": _compiled_decision,
+            # The vectorizers' bytes from sentiment/_words.c straight in,
+            # where numpy joined them (2-3 us per text in batches of 100).
+            "of_blocks": (_compiled_decision_of_blocks
+                          if all(v.compiled is not None for v in self.vectorizers) else None),
             "weights": weights,
             "idf": None if idf is None else np.ascontiguousarray(idf),
             "starts": self.joint["starts"].astype(np.int64),
@@ -490,14 +505,28 @@ class FastPath:
         _decision_one_joint does for one text: one sort of (row, column)
         for all of them, where each vectorizer sorted its own and the union
         was sorted again by row (callgrind, predict() in batches of 100:
-        317.0k -> 300.7k instructions per text). Each block of a row still gets its own norm, its squares
-        added in column order, as before."""
-        parts = [v.found(texts, normalized) for v in self.vectorizers]
+        317.0k -> 300.7k instructions per text). Each block of a row still
+        gets its own norm, its squares added in column order, as before."""
+        count = len(texts)
+        c = self.compiled
+        if c is not None and c["of_blocks"] is not None:
+            blocks = [(*v.compiled_bytes(texts, normalized), offset)
+                      for v, offset in zip(self.vectorizers, self.offsets)]
+            scores = np.empty((count, c["coef"].shape[1]), dtype=self.dtype)
+            if c["of_blocks"](blocks, count, c["weights"], c["idf"], c["starts"], c["coef"],
+                              c["intercept"], scores):
+                return scores
+            # A count beyond the weights table: numpy's turn, on the same columns.
+            parts = [_rows_and_columns(np.frombuffer(counts, dtype=np.int64),
+                                       np.frombuffer(columns, dtype=np.int64))
+                     for columns, counts, _ in blocks]
+            c = None
+        else:
+            parts = [v.found(texts, normalized) for v in self.vectorizers]
         rows = np.concatenate([p[0] for p in parts])
         found = np.concatenate([p[1] + offset if offset else p[1]
                                 for p, offset in zip(parts, self.offsets)])
-        count = len(texts)
-        if self.compiled is not None:
+        if c is not None:
             scores = self._compiled_scores(rows.astype(np.int64, copy=False),
                                              found.astype(np.int64, copy=False), count)
             if scores is not None:

@@ -319,6 +319,71 @@ def test_compiled_arithmetic_refuses_what_would_read_out_of_bounds(shipped):
     assert decision(None, np.array([0, 0, 5], dtype=np.int64), 1, *fixed, out) is True
 
 
+@needs_compiled
+def test_compiled_blocks_give_what_decision_gives():
+    """decision_of_blocks (each vectorizer's columns and counts as bytes,
+    and its offset) scores rows as decision() scores the same columns given
+    with their rows: empty rows, empty blocks and repeats included."""
+    width, k, n_rows = 700, 3, 9
+    rng = np.random.default_rng(5)
+    coef = rng.standard_normal((width, k)).astype(np.float32)
+    intercept = rng.standard_normal(k).astype(np.float32)
+    weights = np.arange(model_module._WEIGHTED_COUNTS, dtype=np.float32)
+    idf = rng.uniform(1, 5, width).astype(np.float32)
+    starts = np.array([300], dtype=np.int64)
+    blocks, rows, columns = [], [], []
+    for offset, block_width in ((0, 300), (300, 400)):
+        counts = rng.integers(0, 40, n_rows)
+        counts[[2, 5]] = 0
+        found = rng.integers(0, block_width, counts.sum())
+        blocks.append((found.astype(np.int64).tobytes(), counts.astype(np.int64).tobytes(),
+                       offset))
+        rows.append(np.repeat(np.arange(n_rows), counts))
+        columns.append(found + offset)
+    blocks.append((b"", np.zeros(n_rows, dtype=np.int64).tobytes(), 0))
+    fixed = (weights, idf, starts, coef, intercept)
+    expected, got = np.empty((n_rows, k), np.float32), np.empty((n_rows, k), np.float32)
+    assert model_module._compiled_decision(
+        np.concatenate(rows).astype(np.int64), np.concatenate(columns).astype(np.int64),
+        n_rows, *fixed, expected) is True
+    assert model_module._compiled_decision_of_blocks(blocks, n_rows, *fixed, got) is True
+    np.testing.assert_array_equal(got, expected)
+    assert (got[2] == intercept).all()
+
+
+@needs_compiled
+def test_compiled_blocks_refuse_what_would_read_out_of_bounds():
+    width, k = 50, 2
+    fixed = (np.arange(8, dtype=np.float32), None, np.zeros(0, dtype=np.int64),
+             np.ones((width, k)), np.zeros(k))
+    of_blocks = model_module._compiled_decision_of_blocks
+    out = np.empty((2, k))
+
+    def block(columns, counts, offset=0):
+        return (np.array(columns, dtype=np.int64).tobytes(),
+                np.array(counts, dtype=np.int64).tobytes(), offset)
+
+    assert of_blocks([block([1, 2, 49], [2, 1])], 2, *fixed, out) is True
+    assert of_blocks([block([1] * 9, [9, 0])], 2, *fixed, out) is False  # past the weights
+    for blocks, error in [
+            ([block([50], [1, 0])], "out of range"),
+            ([block([-1], [1, 0])], "out of range"),
+            ([block([9], [1, 0], 41)], "out of range"),
+            ([block([9], [1, 0], -10)], "out of range"),
+            ([block([1, 2], [1, 0])], "counts disagree"),
+            ([block([1], [2, -1])], "counts disagree"),
+            ([block([1], [1])], "sizes disagree"),
+            ([(b"1234567", np.zeros(2, dtype=np.int64).tobytes(), 0)], "sizes disagree")]:
+        with pytest.raises(ValueError, match=error):
+            of_blocks(blocks, 2, *fixed, out)
+    for blocks in [[block([1], [1, 0])[:2]], [list(block([1], [1, 0]))],
+                   [(np.array([1]), np.array([1, 0]), 0)], [block([1], [1, 0], "0")]]:
+        with pytest.raises(TypeError):
+            of_blocks(blocks, 2, *fixed, out)
+    with pytest.raises(ValueError, match="sizes disagree"):
+        of_blocks([], 3, *fixed, out)
+
+
 # --- the word features in C (sentiment/_words.c) -------------------------------
 
 @pytest.fixture
