@@ -99,10 +99,8 @@ static PyObject *text_at(PyObject *texts, Py_ssize_t i)
  * the word features were 11 % of a 100-text batch's worker time, most of
  * it making tokens and asking sets about them). A key with a character
  * beyond Latin-1 can never be made from tokens and is left out. */
-enum {
-    NEGATOR = 1, BREAKER = 2, PUNCTUATION = 4, TRANSPARENT = 8, CONTRAST = 16, CLAUSE_END = 32,
-    USED = 1u << 31,
-};
+enum { NEGATOR = 1, BREAKER = 2, PUNCTUATION = 4, TRANSPARENT = 8, CONTRAST = 16, CLAUSE_END = 32 };
+#define USED (1u << 31)
 
 typedef struct {
     uint32_t tag;       /* the hash's upper half: most mismatches end here */
@@ -611,7 +609,8 @@ static int extend(Column_list *list, PyObject *columns)
     Py_ssize_t count = PyBytes_GET_SIZE(columns) / (Py_ssize_t)sizeof(int64_t);
     if (reserve(list, count) < 0)
         return -1;
-    memcpy(list->items + list->size, PyBytes_AS_STRING(columns), count * sizeof(int64_t));
+    if (count)  /* an empty list may have no items yet: no memcpy from NULL */
+        memcpy(list->items + list->size, PyBytes_AS_STRING(columns), count * sizeof(int64_t));
     list->size += count;
     return 0;
 }
