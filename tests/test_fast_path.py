@@ -617,3 +617,5 @@ def test_predicted_rows_are_the_predictions_flattened(shipped):
                                     for label, score, *probs in rows]
     assert rows[-2] == ("negative", 0.0, 1.0, 0.0, 0.0)
     assert rows[-1] != rows[-2]
+    # One text at a time (Python floats, not numpy): the very same rows.
+    assert [model.predict_rows([text])[0] for text in texts] == rows
