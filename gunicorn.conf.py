@@ -42,6 +42,9 @@ keepalive = 5
 preload_app = False
 accesslog = "-"
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s %(L)ss'
+# gunicorn's lines, each atom worked out only if the format names it
+# (sentiment/accesslog.py): gunicorn made some sixty per request.
+logger_class = "sentiment.accesslog.AccessLogger"
 # No control socket in the home folder: nothing needs it, and a service
 # should not leave sockets in a user's home.
 control_socket_disable = True
