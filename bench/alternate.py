@@ -12,9 +12,12 @@ and goes round again, so a drift falls on every checkout alike:
     python -m bench.alternate /tmp/before . --postgres  # one text, PostgreSQL
     python -m bench.alternate /tmp/before . --batch     # 100 texts per request
     python -m bench.alternate /tmp/before . --feedback  # feedback on stored predictions
+    python -m bench.alternate /tmp/before . --hello     # hello-world's GET / (the ceiling)
 
 It prints every run and, per checkout, the median and every value, and how
-many rounds the last checkout beat the first.
+many rounds the last checkout beat the first. Beside requests per second it
+gives the CPU time the gunicorn workers spent per request (from /proc):
+on a machine whose speed drifts, that moves less than the throughput.
 """
 import argparse
 import base64
@@ -44,21 +47,37 @@ def workers_started(root, env):
         return int(runpy.run_path(os.path.join(root, "gunicorn.conf.py"))["workers"])
 
 
-def serve_and_load(root, env, script, connections, duration, tmp, seed=None):
+def cpu_seconds(pids):
+    """User and system CPU time of these processes so far, in seconds."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def serve_and_load(root, env, script, connections, duration, tmp, seed=None, app="app:app"):
     """One run of one checkout: its tables made, its server up and warm,
     then wrk. `seed`: (auth, texts) stored first, for feedback to be given
-    on. The result of run_wrk."""
+    on. The result of run_wrk, with "cpu_us": the workers' CPU time per
+    request, in microseconds."""
     make_tables(root, env)
-    server = Server("app:app", env, root, tmp, "alternate")
+    server = Server(app, env, root, tmp, "alternate")
     try:
-        server.wait_ready("/health", None, workers_started(root, env))
+        server.wait_ready("/health" if app == "app:app" else "/", None,
+                          workers_started(root, env))
         if seed is not None:
             status, body = http(server.base, "/predict", seed[0], {"texts": seed[1]})
             if status != 200:
                 raise SystemExit(f"{root}: storing the predictions to give feedback on: "
                                  f"{status} {body[:200]!r}")
         run_wrk(server.base, script, 4, 2)
-        return run_wrk(server.base, script, connections, duration)
+        workers = server.worker_pids()
+        before = cpu_seconds(workers)
+        result = run_wrk(server.base, script, connections, duration)
+        result["cpu_us"] = (cpu_seconds(workers) - before) / max(result["requests"], 1) * 1e6
+        return result
     finally:
         server.stop()
 
@@ -73,6 +92,8 @@ def main(argv=None):
     kind.add_argument("--batch", action="store_true", help="100 texts per request")
     kind.add_argument("--feedback", action="store_true",
                       help="feedback on 100 stored predictions (random ids and labels)")
+    kind.add_argument("--hello", action="store_true",
+                      help="hello-world's GET / under each checkout's gunicorn.conf.py")
     parser.add_argument("--postgres", nargs="?", const=os.environ.get(
         "BENCH_POSTGRES_URL", DEFAULT_POSTGRES), default=None, metavar="URL",
         help="on PostgreSQL (a throw-away schema per run) instead of SQLite")
@@ -91,7 +112,9 @@ def main(argv=None):
     script = os.path.join(tmp, "load.lua")
     seed = None
     with open(script, "w") as fh:
-        if args.feedback:
+        if args.hello:
+            fh.write(lua_script("GET", "/", None))
+        elif args.feedback:
             seed = (auth, texts[:100])
             fh.write(lua_script("POST", "/feedback", auth, feedback_ids=len(seed[1])))
         else:
@@ -111,24 +134,29 @@ def main(argv=None):
                     env["DATABASE_URL"] = "sqlite:///" + os.path.join(
                         tmp, f"round{round_number}-{index}.sqlite")
                 try:
+                    app = "bench.apps:hello" if args.hello else "app:app"
                     result = serve_and_load(root, env, script, args.connections, args.duration,
-                                            tmp, seed)
+                                            tmp, seed, app)
                 finally:
                     if schema is not None:
                         schema.drop()
                 results[root].append(result)
                 print(f"round {round_number}, {root}: {result['rps']:,.0f} req/s, "
-                      f"p99 {result['p99']:.1f} ms, errors {result['errors']}", flush=True)
+                      f"p99 {result['p99']:.1f} ms, errors {result['errors']}, "
+                      f"worker CPU {result['cpu_us']:,.0f} us/request", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     for root, runs in results.items():
         values = [run["rps"] for run in runs]
         tails = [run["p99"] for run in runs]
+        cpu = [run["cpu_us"] for run in runs]
         print(f"{root}: median {statistics.median(values):,.0f} req/s "
               f"[{', '.join(f'{v:,.0f}' for v in values)}], "
               f"median p99 {statistics.median(tails):.1f} ms "
-              f"[{', '.join(f'{t:.1f}' for t in tails)}]")
+              f"[{', '.join(f'{t:.1f}' for t in tails)}], "
+              f"median worker CPU {statistics.median(cpu):,.0f} us/request "
+              f"[{', '.join(f'{c:,.0f}' for c in cpu)}]")
     if len(roots) > 1:
         first = [run["rps"] for run in results[roots[0]]]
         last = [run["rps"] for run in results[roots[-1]]]
