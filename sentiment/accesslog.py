@@ -1,20 +1,22 @@
-"""gunicorn's access log, each line with only the atoms its format names.
+"""gunicorn's access log, each line built from only the atoms its format names.
 
-gunicorn builds every atom it knows for every request before it writes a
-line: about twenty values, a "{name}i" entry per request header, a
-"{name}o" per response header and a "{name}e" per WSGI environ variable
-(some thirty), then copies them all to escape their quotes. The
-repository's format names eight of them. Under one-text load that took
-10 % of a worker's time (py-spy), hello-world's and the service's alike.
-Here each atom is worked out when the format asks for it, the way
-gunicorn works it out, so the lines are the same for any access_log_format
-(gunicorn.conf.py sets logger_class to AccessLogger).
+gunicorn's Logger.atoms() makes every atom it knows for every request:
+about twenty values, a "{name}i" entry per request header, a "{name}o" per
+response header and a "{name}e" per WSGI environ variable (some thirty),
+which access() then copies to escape their quotes. The repository's format
+names eight of them. Under one-text load that took 10 % of a worker's time
+(py-spy), hello-world's and the service's alike. AccessLogger.atoms() gives
+just the atoms the format names, each worked out as gunicorn works it out,
+and leaves the rest of access() (the escaping, "-" for what is missing, the
+line itself) to gunicorn, so the lines are the same for any
+access_log_format. gunicorn.conf.py sets logger_class to AccessLogger; with
+a statsd host configured it becomes StatsdAccessLogger, as gunicorn's own
+default logger becomes its Statsd logger.
 """
 import os
-import traceback
-from collections.abc import Mapping
 
 from gunicorn.glogging import Logger
+from gunicorn.instrument.statsd import Statsd
 
 
 def _status(resp):
@@ -57,67 +59,81 @@ _ATOMS = {
 }
 
 
-class LazyAtoms(Mapping):
-    """What gunicorn's SafeAtoms(logger.atoms(...)) gives for each key,
-    each worked out on first use: quotes escaped in str values, "-" for an
-    atom it does not know, "{name}i/o/e" looked up without regard to case."""
-
-    def __init__(self, logger, resp, req, environ, request_time):
-        self._arguments = (logger, resp, req, environ, request_time)
-        self._values = {}
-        self._headers = {}
-
-    def _value(self, key):
-        if key.startswith("{"):
-            key = key.lower()
-            headers = self._headers.get(key[-1:])
-            if headers is None:
-                headers = self._headers[key[-1:]] = self._named(key[-1:])
-            return headers.get(key, "-")
-        atom = _ATOMS.get(key)
-        return "-" if atom is None else atom(*self._arguments)
-
-    def _named(self, kind):
-        """gunicorn's "{name}<kind>" atoms of one kind: i, o or e."""
-        _, resp, req, environ, _ = self._arguments
-        if kind == "i":
-            pairs = _pairs(req.headers if hasattr(req, "headers") else req)
-        elif kind == "o":
-            pairs = _pairs(resp.headers)
-        elif kind == "e":
-            pairs = environ.items()
-        else:
-            return {}
-        return {"{%s}%s" % (name.lower(), kind): value for name, value in pairs}
+class _Names(dict):
+    """Records the keys a %-format asks for (each given 0, which every
+    conversion takes)."""
 
     def __getitem__(self, key):
+        self[key] = None
+        return 0
+
+
+_names_of = {}
+
+
+def names_in(form):
+    """The keys of the %(key)s placeholders of an access_log_format, in the
+    spelling SafeAtoms looks them up with ("{...}" ones lower-cased); None
+    when it has none or cannot be read that way (a positional "%s"): then
+    gunicorn's own atoms() serves it."""
+    if form not in _names_of:
+        recorder = _Names()
         try:
-            return self._values[key]
-        except KeyError:
-            pass
-        value = self._value(key)
-        if isinstance(value, str):
-            value = value.replace('"', '\\"')
-        self._values[key] = value
-        return value
+            form % recorder
+        except Exception:
+            names = None
+        else:
+            names = tuple(dict.fromkeys(key.lower() if key.startswith("{") else key
+                                        for key in recorder)) or None
+        _names_of[form] = names
+    return _names_of[form]
 
-    # A non-empty mapping: logging takes a lone non-empty Mapping argument
-    # as the values of the format's %(name)s.
-    def __iter__(self):
-        return iter(_ATOMS)
 
-    def __len__(self):
-        return len(_ATOMS)
+def _named(kind, resp, req, environ):
+    """gunicorn's "{name}<kind>" atoms of one kind (i, o or e), or None."""
+    if kind == "i":
+        pairs = _pairs(req.headers if hasattr(req, "headers") else req)
+    elif kind == "o":
+        pairs = _pairs(resp.headers)
+    elif kind == "e":
+        pairs = environ.items()
+    else:
+        return None
+    return {"{%s}%s" % (name.lower(), kind): value for name, value in pairs}
 
 
 class AccessLogger(Logger):
-    """gunicorn's Logger, its access lines made from LazyAtoms."""
+    """gunicorn's Logger, its atoms() limited to what the format names."""
 
-    def access(self, resp, req, environ, request_time):
-        if not self.access_log_enabled:
-            return
-        try:
-            self.access_log.info(self.cfg.access_log_format,
-                                 LazyAtoms(self, resp, req, environ, request_time))
-        except Exception:
-            self.error(traceback.format_exc())
+    def __new__(cls, cfg):
+        # What gunicorn does for its default logger: with a statsd host it
+        # sends the metrics too.
+        if cls is AccessLogger and getattr(cfg, "statsd_host", None):
+            cls = StatsdAccessLogger
+        return super().__new__(cls)
+
+    def atoms(self, resp, req, environ, request_time):
+        """The entries of gunicorn's atoms() that the format names, worked
+        out now (what access() then escapes and formats); gunicorn's own
+        for a format whose names cannot be read."""
+        names = names_in(self.cfg.access_log_format)
+        if names is None:
+            return super().atoms(resp, req, environ, request_time)
+        arguments = (self, resp, req, environ, request_time)
+        atoms, named = {}, {}
+        for key in names:
+            if key.startswith("{"):
+                kind = key[-1:]
+                if kind not in named:
+                    named[kind] = _named(kind, resp, req, environ)
+                if named[kind] is not None and key in named[kind]:
+                    atoms[key] = named[kind][key]
+            elif key in _ATOMS:
+                atoms[key] = _ATOMS[key](*arguments)
+        # Empty, logging would not take it for the format's mapping.
+        return atoms or super().atoms(resp, req, environ, request_time)
+
+
+class StatsdAccessLogger(AccessLogger, Statsd):
+    """gunicorn's Statsd logger (metrics for every request) with
+    AccessLogger's atoms()."""

@@ -21,10 +21,13 @@ from .text import WordFeatures, normalize
 
 try:
     # Built by `pip install -e .` (setup.py); without it, the same in numpy.
-    from ._decision import decision as _compiled_decision
-    from ._decision import decision_of_blocks as _compiled_decision_of_blocks
+    from . import _decision
 except ImportError:  # pragma: no cover - depends on the install
     _compiled_decision = _compiled_decision_of_blocks = None
+else:
+    _compiled_decision = _decision.decision
+    # A module built before decision_of_blocks still serves decision().
+    _compiled_decision_of_blocks = getattr(_decision, "decision_of_blocks", None)
 try:
     # The word features and the character n-grams' lookups, the same way
     # (sentiment/_words.c).
