@@ -76,6 +76,12 @@ def _strip_accents_slowly(text):
     return stripped.replace("\0", "ñ")
 
 
+# Characters each table below keeps: far more than Spanish and English
+# text uses, and a bound on what texts of rare characters can make a worker
+# hold (every code point kept would be some 200 MiB per table).
+_KEPT_CHARACTERS = 10_000
+
+
 class _StrippedChars(dict):
     """str.translate table: each character as _strip_accents_slowly turns
     it, worked out on first sight. Character by character gives the same
@@ -85,7 +91,8 @@ class _StrippedChars(dict):
 
     def __missing__(self, code):
         value = _strip_accents_slowly(chr(code))
-        self[code] = value
+        if len(self) < _KEPT_CHARACTERS:
+            self[code] = value
         return value
 
 
@@ -103,11 +110,17 @@ class _NormalizedChars(dict):
         value = _EMOJI_WORDS.get(code)
         if value is None:
             value = "'" if code == 0x2019 else _STRIPPED[code]
-        self[code] = value
+        if len(self) < _KEPT_CHARACTERS:
+            self[code] = value
         return value
 
 
 _NORMALIZED = _NormalizedChars()
+# Latin-1, Latin Extended-A and B, ’ and the emoji kept from the start,
+# whatever characters fill the tables first.
+for _code in [*range(0x80, 0x250), 0x2019, *_EMOJI_WORDS]:
+    _NORMALIZED[_code]
+del _code
 
 
 def strip_accents(text):

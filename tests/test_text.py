@@ -157,6 +157,16 @@ def test_normalize_is_its_plain_definition_for_every_character():
     assert [t for t in texts if normalize(t) != normalize_plainly(t)] == []
 
 
+def test_the_character_tables_stay_bounded():
+    # Texts of rare characters must not make a worker keep one entry per
+    # code point: past the bound, characters are worked out each time.
+    text = "".join(map(chr, range(0x4E00, 0x4E00 + 3 * text_module._KEPT_CHARACTERS)))
+    assert normalize(text) == normalize_plainly(text)
+    assert normalize(text) == normalize_plainly(text)  # again, past the bound
+    assert len(text_module._NORMALIZED) <= text_module._KEPT_CHARACTERS
+    assert len(text_module._STRIPPED) <= text_module._KEPT_CHARACTERS
+
+
 @pytest.mark.usefixtures("compiled_squeeze")
 def test_compiled_squeeze_refuses_bad_arguments():
     squeeze = text_module._squeeze
