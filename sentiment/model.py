@@ -464,6 +464,11 @@ class FastPath:
             "intercept": np.ascontiguousarray(self.intercept),
         }
 
+    def _of_blocks(self):
+        """The compiled arithmetic that takes the vectorizers' bytes, or None
+        (read from self.compiled, which a test may switch off)."""
+        return None if self.compiled is None else self.compiled["of_blocks"]
+
     def _compiled_scores(self, rows, found, count):
         """decision scores of `count` rows through the compiled arithmetic,
         or None (a count beyond its table: numpy's turn)."""
@@ -512,7 +517,7 @@ class FastPath:
         gets its own norm, its squares added in column order, as before."""
         count = len(texts)
         c = self.compiled
-        if c is not None and c["of_blocks"] is not None:
+        if self._of_blocks() is not None:
             blocks = [(*v.compiled_bytes(texts, normalized), offset)
                       for v, offset in zip(self.vectorizers, self.offsets)]
             scores = np.empty((count, c["coef"].shape[1]), dtype=self.dtype)
@@ -617,8 +622,7 @@ class FastPath:
         the batch way: it has no numpy call per vectorizer (one text:
         22.5 -> 12.7 us of scores)."""
         if one_by_one is None:
-            one_by_one = len(texts) <= 4 and (self.compiled is None
-                                              or self.compiled["of_blocks"] is None)
+            one_by_one = len(texts) <= 4 and self._of_blocks() is None
         if normalized is None:
             normalized = [None] * len(texts)
         if one_by_one and len(texts) == 1:

@@ -82,36 +82,43 @@ def _strip_accents_slowly(text):
 _KEPT_CHARACTERS = 10_000
 
 
-class _StrippedChars(dict):
-    """str.translate table: each character as _strip_accents_slowly turns
-    it, worked out on first sight. Character by character gives the same
-    text as the whole string at once: NFKD decomposes each character on its
-    own, and the only thing it reorders (marks of non-zero combining class)
-    is exactly what gets dropped."""
+class _CharacterTable(dict):
+    """A str.translate table whose entries turn(code) works out on first
+    sight, at most _KEPT_CHARACTERS of them kept."""
 
     def __missing__(self, code):
-        value = _strip_accents_slowly(chr(code))
+        value = self.turn(code)
         if len(self) < _KEPT_CHARACTERS:
             self[code] = value
         return value
 
 
+class _StrippedChars(_CharacterTable):
+    """Each character as _strip_accents_slowly turns it. Character by
+    character gives the same text as the whole string at once: NFKD
+    decomposes each character on its own, and the only thing it reorders
+    (marks of non-zero combining class) is exactly what gets dropped."""
+
+    @staticmethod
+    def turn(code):
+        return _strip_accents_slowly(chr(code))
+
+
 _STRIPPED = _StrippedChars()
 
 
-class _NormalizedChars(dict):
+class _NormalizedChars(_CharacterTable):
     """squeeze's table for a lower-cased text: each non-ASCII character as
     the end of normalize() turns it, an emoji into its word, ’ into ',
-    anything else as _STRIPPED does, worked out on first sight. The same
-    as the emoji translate() and the replace() before strip_accents: none
-    of these characters has a case, so lower() first changes nothing."""
+    anything else as _STRIPPED does. The same as the emoji translate() and
+    the replace() before strip_accents: none of these characters has a
+    case, so lower() first changes nothing."""
 
-    def __missing__(self, code):
+    @staticmethod
+    def turn(code):
         value = _EMOJI_WORDS.get(code)
         if value is None:
             value = "'" if code == 0x2019 else _STRIPPED[code]
-        if len(self) < _KEPT_CHARACTERS:
-            self[code] = value
         return value
 
 
