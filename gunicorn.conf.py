@@ -84,3 +84,10 @@ def post_worker_init(worker):
     import gc
 
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
+    # Each connection's wait for the client to close, in a thread: a sync
+    # worker otherwise waits a network round trip after every answer, and up
+    # to 2 s for a client that keeps its connection open
+    # (sentiment/lingering.py).
+    from sentiment import lingering
+
+    lingering.install()

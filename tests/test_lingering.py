@@ -1,0 +1,154 @@
+"""The wait for each client's close, off the gunicorn worker's thread
+(sentiment/lingering.py)."""
+import socket
+import time
+
+import pytest
+from gunicorn import util
+
+from conftest import PASSWORD, USERNAME
+from helpers import Gunicorn
+from sentiment import lingering
+from sentiment.lingering import Lingering
+
+REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def read_answer(sock):
+    """One HTTP answer's head, read up to the end of its body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before the answer's head: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_a_client_keeping_its_connection_open_does_not_hold_the_only_worker(
+        shipped_model, database_url, tmp_path):
+    """gunicorn's own close waits up to 2 s for the client to close, and the
+    sync worker serves nobody meanwhile."""
+    env = {"MODEL_PATH": str(shipped_model), "DATABASE_URL": database_url,
+           "BASIC_AUTH_USERNAME": USERNAME, "BASIC_AUTH_PASSWORD": PASSWORD, "SECRET_KEY": "t"}
+    server = Gunicorn(env, tmp_path / "gunicorn.log", workers=1).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as first:
+            first.sendall(REQUEST)
+            assert read_answer(first).startswith(b"HTTP/1.1 200")
+            # `first` stays open while the second client asks.
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as second:
+                second.sendall(REQUEST)
+                assert read_answer(second).startswith(b"HTTP/1.1 200")
+            waited = time.monotonic() - started
+            # The server did end the first connection: its FIN came.
+            assert first.recv(1) == b""
+        assert waited < 1.0, f"the second client waited {waited:.2f} s"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pair():
+    """(server side, client side) of a loopback TCP connection."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=10)
+        served, _ = listener.accept()
+    yield served, client
+    served.close()
+    client.close()
+
+
+def wait_until(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def refuse(*args):
+    raise AssertionError("closed in the caller's thread")
+
+
+def test_the_answer_arrives_whole_although_the_client_sends_on_after_it(pair):
+    """A closed socket answers bytes that arrive later with a reset, which
+    can destroy the answer before the client reads it (an upload the service
+    refused before reading it all, say). The socket waits for the client's
+    close and reads what it sends meanwhile."""
+    served, client = pair
+    client.sendall(b"POST / HTTP/1.1\r\n\r\n" + b"x" * 10_000)
+    served.recv(10)  # the rest is never read
+    answer = b"y" * 200_000
+    served.sendall(answer)
+    closer = Lingering(refuse)
+    closer.close(served)
+    client.sendall(b"x" * 20_000)  # the rest of the upload, after the answer
+    time.sleep(0.2)  # a reset would have come by now
+    received = b""
+    while chunk := client.recv(65536):
+        received += chunk
+    assert received == answer
+    client.close()
+    wait_until(lambda: (closer.tend(), closer.waiting())[1] == 0)
+    assert served.fileno() == -1
+
+
+def test_the_socket_is_closed_once_the_client_closes_even_while_no_request_comes(pair):
+    served, client = pair
+    closer = Lingering(refuse)
+    closer.close(served)
+    assert closer.waiting() == 1 and served.fileno() != -1
+    assert client.recv(10) == b""  # the server's FIN
+    client.close()
+    # No more close() calls: the thread tends it.
+    wait_until(lambda: served.fileno() == -1)
+    assert closer.waiting() == 0
+
+
+def test_a_client_that_never_closes_is_cut_off_at_the_deadline(pair):
+    served, client = pair
+    closer = Lingering(refuse)
+    closer.close(served, timeout=0.3)
+    time.sleep(0.35)
+    closer.tend()
+    assert served.fileno() == -1 and closer.waiting() == 0
+
+
+def test_past_the_limit_the_caller_waits_as_gunicorn_does(pair):
+    served, client = pair
+    given = []
+    closer = Lingering(lambda sock, timeout, max_drain: given.append(sock), limit=1)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        other_client = socket.create_connection(listener.getsockname(), timeout=10)
+        other, _ = listener.accept()
+    try:
+        closer.close(served)
+        closer.close(other)
+        assert closer.waiting() == 1 and given == [other]
+    finally:
+        other.close()
+        other_client.close()
+
+
+def test_closing_the_same_socket_twice_is_harmless(pair):
+    """gunicorn's error path closes a socket, then closes it again."""
+    served, client = pair
+    closer = Lingering(refuse)
+    closer.close(served)
+    closer.close(served)
+    assert closer.waiting() == 1
+    client.close()
+    wait_until(lambda: (closer.tend(), closer.waiting())[1] == 0)
+
+
+def test_install_puts_it_in_place_of_gunicorns_close(monkeypatch):
+    monkeypatch.setattr(util, "close_graceful", util.close_graceful)
+    original = util.close_graceful
+    installed = lingering.install()
+    assert util.close_graceful == installed.close
+    assert installed.blocking_close is original
