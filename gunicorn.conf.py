@@ -33,7 +33,11 @@ def default_workers(environ=os.environ, cpus=None):
 
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers())
-worker_class = "sync"
+# gunicorn's sync worker, but a connection is served once its request has
+# begun to arrive (an idle one held a worker until the worker timeout killed
+# it), and its end does not wait for the client's close
+# (sentiment/worker.py, sentiment/lingering.py).
+worker_class = "sentiment.worker.SyncWorker"
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
@@ -84,10 +88,3 @@ def post_worker_init(worker):
     import gc
 
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
-    # Each connection's wait for the client to close, in a thread: a sync
-    # worker otherwise waits a network round trip after every answer, and up
-    # to 2 s for a client that keeps its connection open
-    # (sentiment/lingering.py).
-    from sentiment import lingering
-
-    lingering.install()

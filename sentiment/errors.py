@@ -4,7 +4,7 @@ import logging
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from . import PAGE_BLUEPRINTS
 from .db import db
@@ -66,6 +66,12 @@ def init_app(app):
             # A form without a valid token: from another site, or a page
             # left open past the token's lifetime.
             message = f"{exc.description} Reload the page and send the form again."
+        if isinstance(exc, ClientDisconnected):
+            if isinstance(exc.__context__, TimeoutError):
+                # gunicorn's worker bounds each read (sentiment/worker.py).
+                return error_response(408, "the request body stopped arriving before its "
+                                           "Content-Length; send the request again")
+            message = "the request body ended before its Content-Length"
         if exc.code == 413:
             message += f" (limit {app.config['MAX_CONTENT_LENGTH']} bytes)"
         response = error_response(exc.code, message)

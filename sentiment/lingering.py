@@ -170,7 +170,7 @@ def _drain(sock, drained, max_drain):
 
 def install():
     """Make this process's gunicorn close connections through a Lingering
-    (gunicorn.conf.py's post_worker_init). The Lingering, or None where
+    (sentiment/worker.py, as each worker starts). The Lingering, or None where
     there is no epoll."""
     from gunicorn import util
 

@@ -1,0 +1,117 @@
+"""gunicorn's sync worker with idle connections set aside and each read of
+a request bounded (sentiment/worker.py), on a real gunicorn."""
+import json
+import socket
+import time
+import urllib.request
+
+import pytest
+
+from conftest import AUTH, PASSWORD, USERNAME
+from helpers import Gunicorn
+from sentiment.worker import IdleConnections
+
+
+@pytest.fixture
+def one_worker(shipped_model, database_url, tmp_path):
+    """gunicorn with one worker, which gives up on a quiet client after 1 s."""
+    env = {"MODEL_PATH": str(shipped_model), "DATABASE_URL": database_url,
+           "BASIC_AUTH_USERNAME": USERNAME, "BASIC_AUTH_PASSWORD": PASSWORD, "SECRET_KEY": "t",
+           "GUNICORN_CLIENT_TIMEOUT": "1"}
+    server = Gunicorn(env, tmp_path / "gunicorn.log", workers=1).start()
+    yield server
+    server.stop()
+
+
+def health(server, timeout=5):
+    with urllib.request.urlopen(server.base + "/health", timeout=timeout) as response:
+        return response.status
+
+
+def read_to_end(sock):
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_a_connection_that_sends_nothing_does_not_hold_the_only_worker(one_worker):
+    """gunicorn's sync worker waited for its request until the worker
+    timeout (30 s) killed it."""
+    with socket.create_connection(("127.0.0.1", one_worker.port)) as idle:
+        time.sleep(0.2)  # accepted by now
+        started = time.monotonic()
+        assert health(one_worker) == 200
+        assert time.monotonic() - started < 1.0
+        # It is still served once it sends its request.
+        idle.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_to_end(idle).startswith(b"HTTP/1.1 200")
+
+
+def test_a_request_body_that_stops_coming_gets_a_408_and_frees_the_worker(one_worker):
+    body = json.dumps({"text": "me encanta"}).encode()
+    with socket.create_connection(("127.0.0.1", one_worker.port), timeout=10) as client:
+        client.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       + f"Authorization: {AUTH['Authorization']}\r\n".encode()
+                       + b"Content-Type: application/json\r\n"
+                       + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:5])
+        answer = read_to_end(client)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert "stopped arriving" in json.loads(payload)["error"]
+    assert health(one_worker) == 200
+
+
+def test_a_request_head_that_stops_coming_is_closed_and_frees_the_worker(one_worker):
+    with socket.create_connection(("127.0.0.1", one_worker.port), timeout=10) as client:
+        client.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        assert read_to_end(client) == b""
+        assert time.monotonic() - started < 5
+    assert health(one_worker) == 200
+
+
+@pytest.fixture
+def connections():
+    """Accepted server sides and their clients, closed at the end."""
+    made = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def connect():
+        client = socket.create_connection(listener.getsockname(), timeout=10)
+        served, addr = listener.accept()
+        made.extend([client, served])
+        return served, addr, client
+
+    yield listener, connect
+    for sock in made:
+        sock.close()
+    listener.close()
+
+
+def test_idle_connections_come_out_when_their_request_begins(connections):
+    listener, connect = connections
+    idle = IdleConnections(seconds=30)
+    quiet, quiet_addr, _ = connect()
+    talking, talking_addr, talking_client = connect()
+    idle.add(listener, quiet, quiet_addr)
+    idle.add(listener, talking, talking_addr)
+    assert idle.ready() == [] and len(idle) == 2
+    talking_client.sendall(b"GET / HTTP/1.1\r\n")
+    time.sleep(0.05)
+    assert idle.ready() == [(listener, talking, talking_addr)]
+    assert len(idle) == 1 and talking.fileno() != -1
+
+
+def test_idle_connections_are_closed_at_their_deadline_and_past_the_limit(connections):
+    listener, connect = connections
+    idle = IdleConnections(seconds=0.2, limit=2)
+    first, second, third = connect(), connect(), connect()
+    for served, addr, _ in (first, second, third):
+        idle.add(listener, served, addr)
+    assert first[0].fileno() == -1 and len(idle) == 2  # the oldest made room
+    assert 0 < idle.seconds_left() <= 0.2
+    time.sleep(0.25)
+    assert idle.ready() == []
+    assert second[0].fileno() == -1 and third[0].fileno() == -1 and len(idle) == 0
+    assert idle.seconds_left() is None
