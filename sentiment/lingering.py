@@ -22,7 +22,9 @@ At most `limit` sockets wait this way; beyond that, and for TLS sockets,
 gunicorn's own close_graceful waits in the worker as before.
 """
 import collections
+import contextlib
 import logging
+import resource
 import select
 import socket
 import ssl
@@ -34,11 +36,23 @@ log = logging.getLogger(__name__)
 # gunicorn's close_graceful defaults.
 TIMEOUT = 2.0
 MAX_DRAIN = 65536
-# Sockets a worker lets wait for their client at once: far under the
-# process's descriptor limit, far over what closes within 2 seconds when
-# clients close as they should.
-LIMIT = 1000
-# While no request comes, a thread tends the waiting sockets this often.
+
+
+def a_quarter_of_descriptors(most=1000):
+    """`most`, or a quarter of the file descriptors this process may open if
+    that is fewer: an accept() that finds none left kills a sync worker."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return most
+    return max(1, min(most, soft // 4))
+
+
+# Sockets a worker lets wait for their client at once: far over what
+# closes within 2 seconds when clients close as they should, and a quarter
+# of the descriptors at most (sentiment/worker.py's idle connections take
+# another quarter at most).
+LIMIT = a_quarter_of_descriptors()
+# A thread tends the waiting sockets this often (for when no request comes).
 _IDLE_SECONDS = 0.25
 
 
@@ -63,32 +77,67 @@ class Lingering:
         return len(self._waiting)
 
     def close(self, sock, timeout=TIMEOUT, max_drain=MAX_DRAIN):
-        """close_graceful(sock, timeout, max_drain), returning at once."""
+        """close_graceful(sock, timeout, max_drain), returning at once; like
+        it, never raises."""
+        try:
+            self._close(sock, timeout, max_drain)
+        except Exception as exc:
+            log.warning("closing a connection at once (%s: %s)", exc.__class__.__name__, exc)
+            with self._lock:
+                if self._is_waiting(sock):
+                    return
+            sock.close()
+
+    def _is_waiting(self, sock):
+        """Whether this very socket waits (the lock held)."""
+        entry = self._waiting.get(sock.fileno())
+        return entry is not None and entry[0] is sock
+
+    def _close(self, sock, timeout, max_drain):
         if not self._broken:
             self.tend()
+        with self._lock:
+            if self._is_waiting(sock):
+                return  # closed twice: gunicorn's error path does
         if (isinstance(sock, ssl.SSLSocket) or self._broken
                 or len(self._waiting) >= self.limit or not self._running()):
             # Only this thread adds sockets, so the count cannot have grown
             # past the limit by the time this one is added.
-            return self.blocking_close(sock, timeout, max_drain)
+            self.blocking_close(sock, timeout, max_drain)
+            return
         try:
             sock.shutdown(socket.SHUT_WR)
             sock.setblocking(False)
         except OSError:
             sock.close()
-            return None
+            return
         drained = _drain(sock, 0, max_drain)
         if drained is None:
             sock.close()
-            return None
+            return
         with self._lock:
-            fd = sock.fileno()
-            if fd in self._waiting:
-                return None  # closed twice (gunicorn's error path does)
-            self._waiting[fd] = [sock, drained, max_drain]
-            self._deadlines.append((time.monotonic() + timeout, fd, sock))
-            self._epoll.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
-        return None
+            # The thread may have given up (_failed) since the check above.
+            if not self._broken:
+                fd = sock.fileno()
+                self._waiting[fd] = [sock, drained, max_drain]
+                self._deadlines.append((time.monotonic() + timeout, fd, sock))
+                self._epoll.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
+                return
+        self.blocking_close(sock, timeout, max_drain)
+
+    def finish(self, seconds=TIMEOUT):
+        """Before the worker exits: wait, at most `seconds`, for the clients
+        of the waiting sockets to close, as gunicorn's close would have. An
+        exit with sockets still open resets them, which can destroy an answer
+        the client has not read yet (a helper's review: 128,132 of 200,132
+        bytes, then a reset, where gunicorn's own close gave them all)."""
+        end = time.monotonic() + seconds
+        while self._waiting and not self._broken:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self._epoll.poll(min(left, 0.05))
+            self.tend()
 
     def _running(self):
         if self._thread is None:
@@ -102,10 +151,10 @@ class Lingering:
         return True
 
     def _run(self):
-        """Tend the sockets while the worker is idle: a thread woken by
-        every client's close would take the GIL from the worker's requests
-        (hello-world's p99 at 16 connections: 4.6 -> 6.5 ms), so while
-        requests come the worker tends them at each close() instead."""
+        """Tend the sockets every _IDLE_SECONDS, for when no request comes:
+        a thread woken by every client's close would take the GIL from the
+        worker's requests (hello-world's p99 at 16 connections: 4.6 -> 6.5
+        ms), so while requests come the worker tends them at each close()."""
         try:
             while True:
                 time.sleep(_IDLE_SECONDS)
@@ -138,7 +187,8 @@ class Lingering:
         """Close a waiting socket (the lock held)."""
         del self._waiting[fd]
         # Before the close: once closed, the number goes to the next socket.
-        self._epoll.unregister(fd)
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.unregister(fd)
         sock.close()
 
     def _failed(self, exc):

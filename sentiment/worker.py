@@ -10,8 +10,9 @@ and the worker was aborted and started again, model and all.
 
 This worker serves a connection once its request has begun to arrive.
 Until then the connection waits in an epoll set beside the listening
-socket, at most IDLE_SECONDS and at most MAX_IDLE connections (past that
-the one waiting longest is closed); the worker's select() watches that
+socket, at most IDLE_SECONDS and at most MAX_IDLE connections (1,000, or
+a quarter of the descriptors; past that the one waiting longest is
+closed); the worker's select() watches that
 set with its listening sockets. While a request is served, a read or a
 write that waits CLIENT_TIMEOUT seconds on the client ends it: a request
 body that stops coming gets a 408, a request head that stops coming a
@@ -34,7 +35,7 @@ from gunicorn.workers import sync
 from . import lingering
 
 IDLE_SECONDS = 30.0
-MAX_IDLE = 1000
+MAX_IDLE = lingering.a_quarter_of_descriptors()
 # Seconds one read or write may wait on a client while its request is
 # served; the environment may set it (a slow network, or tests).
 CLIENT_TIMEOUT = float(os.environ.get("GUNICORN_CLIENT_TIMEOUT") or 10)
@@ -114,12 +115,16 @@ class SyncWorker(sync.SyncWorker):
 
     def init_process(self):
         self.idle = IdleConnections()
-        lingering.install()
+        self.lingering = lingering.install()
         super().init_process()
 
     def run(self):
         self.wait_fds = self.wait_fds + [self.idle.fileno()]
         super().run()
+        # Stopping (a HUP, a TERM, max_requests): the last answers' clients
+        # get their time to close before the process's exit resets them.
+        if self.lingering is not None:
+            self.lingering.finish()
 
     def accept(self, listener):
         client, addr = listener.accept()

@@ -1,12 +1,13 @@
 """The wait for each client's close, off the gunicorn worker's thread
 (sentiment/lingering.py)."""
+import json
 import socket
 import time
 
 import pytest
 from gunicorn import util
 
-from conftest import PASSWORD, USERNAME
+from conftest import AUTH, PASSWORD, USERNAME
 from helpers import Gunicorn
 from sentiment import lingering
 from sentiment.lingering import Lingering
@@ -146,9 +147,60 @@ def test_closing_the_same_socket_twice_is_harmless(pair):
     wait_until(lambda: (closer.tend(), closer.waiting())[1] == 0)
 
 
+def test_a_second_close_leaves_a_waiting_socket_to_the_first(pair, monkeypatch):
+    """The second close of gunicorn's error path, with the client's close
+    arriving just after that call looked at the waiting sockets: it closed
+    the socket but left its entry behind, which then made the next socket
+    given that number skip the wait, and failed at the deadline (a helper's
+    review)."""
+    served, client = pair
+    closer = Lingering(refuse)
+    closer.close(served)
+    client.close()
+    time.sleep(0.05)
+    with monkeypatch.context() as m:
+        m.setattr(closer, "tend", lambda: None)  # the client's close comes after it
+        closer.close(served)
+    assert closer.waiting() == 1 and served.fileno() != -1  # still the first close's
+    closer.tend()
+    assert closer.waiting() == 0 and served.fileno() == -1
+
+
 def test_install_puts_it_in_place_of_gunicorns_close(monkeypatch):
     monkeypatch.setattr(util, "close_graceful", util.close_graceful)
     original = util.close_graceful
     installed = lingering.install()
     assert util.close_graceful == installed.close
     assert installed.blocking_close is original
+
+
+def test_a_worker_that_stops_lets_its_last_clients_read_their_answers(
+        shipped_model, database_url, tmp_path):
+    """A worker that exits (here after its one request, as with max_requests;
+    a HUP or a TERM alike) while a socket still waits for its client would
+    reset it, and a reset can destroy an answer not read yet."""
+    env = {"MODEL_PATH": str(shipped_model), "DATABASE_URL": database_url,
+           "BASIC_AUTH_USERNAME": USERNAME, "BASIC_AUTH_PASSWORD": PASSWORD, "SECRET_KEY": "t",
+           "GUNICORN_CMD_ARGS": "--max-requests 1"}
+    server = Gunicorn(env, tmp_path / "gunicorn.log", workers=1).start()
+    try:
+        # /health was the worker's one request: this one goes to the next.
+        time.sleep(1)
+        body = json.dumps({"texts": [f"texto número {i} " + "muy bueno " * 300
+                                     for i in range(100)]}).encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as client:
+            client.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           + f"Authorization: {AUTH['Authorization']}\r\n".encode()
+                           + b"Content-Type: application/json\r\n"
+                           + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            time.sleep(1)  # answered; the worker is on its way out
+            client.sendall(b"x" * 20_000)  # bytes the server never reads
+            time.sleep(0.5)
+            received = b""
+            while chunk := client.recv(65536):
+                received += chunk
+        head, _, answer = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert len(json.loads(answer)["predictions"]) == 100
+    finally:
+        server.stop()
