@@ -69,9 +69,9 @@ def init_app(app):
         if isinstance(exc, ClientDisconnected):
             if isinstance(exc.__context__, TimeoutError):
                 # gunicorn's worker bounds each read (sentiment/worker.py).
-                return error_response(408, "the request body stopped arriving before its "
-                                           "Content-Length; send the request again")
-            message = "the request body ended before its Content-Length"
+                return error_response(408, "the request body stopped arriving; "
+                                           "send the request again")
+            message = "the request body ended early"
         if exc.code == 413:
             message += f" (limit {app.config['MAX_CONTENT_LENGTH']} bytes)"
         response = error_response(exc.code, message)

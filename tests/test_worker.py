@@ -1,6 +1,8 @@
 """gunicorn's sync worker with idle connections set aside and each read of
 a request bounded (sentiment/worker.py), on a real gunicorn."""
 import json
+import os
+import signal
 import socket
 import time
 import urllib.request
@@ -12,13 +14,26 @@ from helpers import Gunicorn
 from sentiment.worker import IdleConnections
 
 
-@pytest.fixture
-def one_worker(shipped_model, database_url, tmp_path):
+def start_one_worker(model, database_url, log_path):
     """gunicorn with one worker, which gives up on a quiet client after 1 s."""
-    env = {"MODEL_PATH": str(shipped_model), "DATABASE_URL": database_url,
+    env = {"MODEL_PATH": str(model), "DATABASE_URL": database_url,
            "BASIC_AUTH_USERNAME": USERNAME, "BASIC_AUTH_PASSWORD": PASSWORD, "SECRET_KEY": "t",
            "GUNICORN_CLIENT_TIMEOUT": "1"}
-    server = Gunicorn(env, tmp_path / "gunicorn.log", workers=1).start()
+    return Gunicorn(env, log_path, workers=1).start()
+
+
+@pytest.fixture
+def one_worker(shipped_model, database_url, tmp_path):
+    server = start_one_worker(shipped_model, database_url, tmp_path / "gunicorn.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def one_worker_on_sqlite(shipped_model, tmp_path):
+    """one_worker for what does not depend on the database."""
+    server = start_one_worker(shipped_model, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                              tmp_path / "gunicorn.log")
     yield server
     server.stop()
 
@@ -69,6 +84,64 @@ def test_a_request_head_that_stops_coming_is_closed_and_frees_the_worker(one_wor
         assert read_to_end(client) == b""
         assert time.monotonic() - started < 5
     assert health(one_worker) == 200
+    # One line in the log, not gunicorn's traceback of a failed worker.
+    with open(one_worker.log_path) as log:
+        logged = log.read()
+    assert "closed a connection whose client sent or read nothing for 1.0 s" in logged
+    assert "Traceback" not in logged
+
+
+def test_a_large_answer_read_slowly_but_steadily_arrives_whole(one_worker_on_sqlite):
+    """socket.sendall's timeout bounds the whole call: a client reading a
+    5 MB answer for longer than the timeout lost its end (past the 4 MB
+    that the kernel's send buffer takes at once)."""
+    one_worker = one_worker_on_sqlite
+    texts = [("muy bueno, " * 500)[:5000] for _ in range(1000)]
+    body = json.dumps({"texts": texts}).encode()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    client.settimeout(30)
+    with client:
+        client.connect(("127.0.0.1", one_worker.port))
+        client.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       + f"Authorization: {AUTH['Authorization']}\r\n".encode()
+                       + b"Content-Type: application/json\r\n"
+                       + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        received, started = b"", time.monotonic()
+        while chunk := client.recv(65536):
+            received += chunk
+            time.sleep(0.1)  # at most 0.64 MB/s, never a pause near the 1 s timeout
+        took = time.monotonic() - started
+    head, _, answer = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert len(json.loads(answer)["predictions"]) == 1000
+    assert took > 3  # the answer took longer than the timeout to read
+
+
+def test_a_client_that_stops_reading_its_answer_frees_the_worker(one_worker_on_sqlite):
+    texts = [("muy bueno, " * 500)[:5000] for _ in range(1000)]
+    body = json.dumps({"texts": texts}).encode()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    with client:
+        client.connect(("127.0.0.1", one_worker_on_sqlite.port))
+        client.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       + f"Authorization: {AUTH['Authorization']}\r\n".encode()
+                       + b"Content-Type: application/json\r\n"
+                       + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        # Reads nothing: the answer fills the buffers, then the worker gives up.
+        assert health(one_worker_on_sqlite, timeout=15) == 200
+
+
+def test_a_connection_waiting_for_its_request_is_served_by_a_worker_told_to_stop(one_worker):
+    """The worker accepted it, so no other worker will serve it; the exit
+    after a HUP closed it (a helper's review)."""
+    with socket.create_connection(("127.0.0.1", one_worker.port), timeout=10) as idle:
+        time.sleep(0.3)  # accepted and set aside
+        os.kill(one_worker.process.pid, signal.SIGHUP)
+        time.sleep(0.5)  # the old worker has been told to stop
+        idle.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_to_end(idle).startswith(b"HTTP/1.1 200")
 
 
 @pytest.fixture
