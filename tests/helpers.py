@@ -181,3 +181,13 @@ def feedback_with_a_write_between(app, client, before, sql, parameters, body, he
         other.dispose()
     assert fired, f"no statement starting with {before} ran"
     return answer
+
+
+def raw_predict_request(body, authorization, length=None):
+    """The bytes of POST /predict with a JSON `body` (bytes), as a client
+    writes them on a socket; `length` the Content-Length it claims."""
+    return (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: {authorization}\r\n".encode()
+            + b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body) if length is None else length}\r\n\r\n".encode()
+            + body)

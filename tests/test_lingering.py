@@ -8,7 +8,7 @@ import pytest
 from gunicorn import util
 
 from conftest import AUTH, PASSWORD, USERNAME
-from helpers import Gunicorn
+from helpers import Gunicorn, raw_predict_request
 from sentiment import lingering
 from sentiment.lingering import Lingering
 
@@ -189,10 +189,7 @@ def test_a_worker_that_stops_lets_its_last_clients_read_their_answers(
         body = json.dumps({"texts": [f"texto número {i} " + "muy bueno " * 300
                                      for i in range(100)]}).encode()
         with socket.create_connection(("127.0.0.1", server.port), timeout=20) as client:
-            client.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                           + f"Authorization: {AUTH['Authorization']}\r\n".encode()
-                           + b"Content-Type: application/json\r\n"
-                           + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            client.sendall(raw_predict_request(body, AUTH["Authorization"]))
             time.sleep(1)  # answered; the worker is on its way out
             client.sendall(b"x" * 20_000)  # bytes the server never reads
             time.sleep(0.5)

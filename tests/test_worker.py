@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from conftest import AUTH, PASSWORD, USERNAME
-from helpers import Gunicorn
+from helpers import Gunicorn, raw_predict_request
 from sentiment.worker import IdleConnections
 
 
@@ -66,10 +66,7 @@ def test_a_connection_that_sends_nothing_does_not_hold_the_only_worker(one_worke
 def test_a_request_body_that_stops_coming_gets_a_408_and_frees_the_worker(one_worker):
     body = json.dumps({"text": "me encanta"}).encode()
     with socket.create_connection(("127.0.0.1", one_worker.port), timeout=10) as client:
-        client.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                       + f"Authorization: {AUTH['Authorization']}\r\n".encode()
-                       + b"Content-Type: application/json\r\n"
-                       + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:5])
+        client.sendall(raw_predict_request(body[:5], AUTH["Authorization"], len(body)))
         answer = read_to_end(client)
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408")
@@ -91,22 +88,24 @@ def test_a_request_head_that_stops_coming_is_closed_and_frees_the_worker(one_wor
     assert "Traceback" not in logged
 
 
+def ask_for_a_large_answer(server):
+    """A socket with a small receive buffer that has asked `server` for a
+    5 MB answer: 1,000 texts of 5,000 characters, each sent back."""
+    texts = [("muy bueno, " * 500)[:5000] for _ in range(1000)]
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    client.settimeout(30)
+    client.connect(("127.0.0.1", server.port))
+    client.sendall(raw_predict_request(json.dumps({"texts": texts}).encode(),
+                                       AUTH["Authorization"]))
+    return client
+
+
 def test_a_large_answer_read_slowly_but_steadily_arrives_whole(one_worker_on_sqlite):
     """socket.sendall's timeout bounds the whole call: a client reading a
     5 MB answer for longer than the timeout lost its end (past the 4 MB
     that the kernel's send buffer takes at once)."""
-    one_worker = one_worker_on_sqlite
-    texts = [("muy bueno, " * 500)[:5000] for _ in range(1000)]
-    body = json.dumps({"texts": texts}).encode()
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    client.settimeout(30)
-    with client:
-        client.connect(("127.0.0.1", one_worker.port))
-        client.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                       + f"Authorization: {AUTH['Authorization']}\r\n".encode()
-                       + b"Content-Type: application/json\r\n"
-                       + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    with ask_for_a_large_answer(one_worker_on_sqlite) as client:
         received, started = b"", time.monotonic()
         while chunk := client.recv(65536):
             received += chunk
@@ -119,16 +118,7 @@ def test_a_large_answer_read_slowly_but_steadily_arrives_whole(one_worker_on_sql
 
 
 def test_a_client_that_stops_reading_its_answer_frees_the_worker(one_worker_on_sqlite):
-    texts = [("muy bueno, " * 500)[:5000] for _ in range(1000)]
-    body = json.dumps({"texts": texts}).encode()
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    with client:
-        client.connect(("127.0.0.1", one_worker_on_sqlite.port))
-        client.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                       + f"Authorization: {AUTH['Authorization']}\r\n".encode()
-                       + b"Content-Type: application/json\r\n"
-                       + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    with ask_for_a_large_answer(one_worker_on_sqlite):
         # Reads nothing: the answer fills the buffers, then the worker gives up.
         assert health(one_worker_on_sqlite, timeout=15) == 200
 
