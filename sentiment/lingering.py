@@ -21,8 +21,6 @@ after 64 KiB, or after 2 seconds. The worker goes on to its next request.
 At most `limit` sockets wait this way; beyond that, and for TLS sockets,
 gunicorn's own close_graceful waits in the worker as before.
 """
-import collections
-import contextlib
 import logging
 import resource
 import select
@@ -30,6 +28,8 @@ import socket
 import ssl
 import threading
 import time
+
+from .socketset import SocketSet
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +63,15 @@ class Lingering:
     def __init__(self, blocking_close, limit=LIMIT):
         self.blocking_close = blocking_close
         self.limit = limit
-        self._epoll = select.epoll()
         self._lock = threading.Lock()
-        # fd -> [socket, bytes read so far, most bytes to read]
-        self._waiting = {}
-        # (deadline, fd, socket), oldest first: every socket waits as long.
-        self._deadlines = collections.deque()
+        # Entries [socket, bytes read so far, most bytes to read].
+        self._sockets = SocketSet(TIMEOUT)
         self._thread = None
         self._broken = False
 
     def waiting(self):
         """How many sockets wait for their client now."""
-        return len(self._waiting)
+        return len(self._sockets)
 
     def close(self, sock, timeout=TIMEOUT, max_drain=MAX_DRAIN):
         """close_graceful(sock, timeout, max_drain), returning at once; like
@@ -84,23 +81,18 @@ class Lingering:
         except Exception as exc:
             log.warning("closing a connection at once (%s: %s)", exc.__class__.__name__, exc)
             with self._lock:
-                if self._is_waiting(sock):
+                if self._sockets.entry(sock) is not None:
                     return
             sock.close()
-
-    def _is_waiting(self, sock):
-        """Whether this very socket waits (the lock held)."""
-        entry = self._waiting.get(sock.fileno())
-        return entry is not None and entry[0] is sock
 
     def _close(self, sock, timeout, max_drain):
         if not self._broken:
             self.tend()
         with self._lock:
-            if self._is_waiting(sock):
+            if self._sockets.entry(sock) is not None:
                 return  # closed twice: gunicorn's error path does
         if (isinstance(sock, ssl.SSLSocket) or self._broken
-                or len(self._waiting) >= self.limit or not self._running()):
+                or len(self._sockets) >= self.limit or not self._running()):
             # Only this thread adds sockets, so the count cannot have grown
             # past the limit by the time this one is added.
             self.blocking_close(sock, timeout, max_drain)
@@ -118,10 +110,7 @@ class Lingering:
         with self._lock:
             # The thread may have given up (_failed) since the check above.
             if not self._broken:
-                fd = sock.fileno()
-                self._waiting[fd] = [sock, drained, max_drain]
-                self._deadlines.append((time.monotonic() + timeout, fd, sock))
-                self._epoll.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
+                self._sockets.watch(sock, drained, max_drain, seconds=timeout)
                 return
         self.blocking_close(sock, timeout, max_drain)
 
@@ -132,11 +121,11 @@ class Lingering:
         the client has not read yet (a helper's review: 128,132 of 200,132
         bytes, then a reset, where gunicorn's own close gave them all)."""
         end = time.monotonic() + seconds
-        while self._waiting and not self._broken:
+        while self._sockets and not self._broken:
             left = end - time.monotonic()
             if left <= 0:
                 break
-            self._epoll.poll(min(left, 0.05))
+            select.select([self._sockets], [], [], min(left, 0.05))
             self.tend()
 
     def _running(self):
@@ -165,40 +154,22 @@ class Lingering:
     def tend(self):
         """Read from the waiting sockets whose clients sent something or
         closed, and close those done with or past their deadline."""
-        ready = self._epoll.poll(0) if self._waiting else ()
         with self._lock:
-            for fd, _ in ready:
-                entry = self._waiting.get(fd)
-                if entry is None:
-                    continue
+            for entry in self._sockets.readable():
                 sock, drained, max_drain = entry
                 drained = _drain(sock, drained, max_drain)
                 if drained is None:
-                    self._forget(fd, sock)
+                    self._sockets.close(sock)
                 else:
                     entry[1] = drained
-            now = time.monotonic()
-            while self._deadlines and self._deadlines[0][0] <= now:
-                _, fd, sock = self._deadlines.popleft()
-                if self._waiting.get(fd, (None,))[0] is sock:
-                    self._forget(fd, sock)
-
-    def _forget(self, fd, sock):
-        """Close a waiting socket (the lock held)."""
-        del self._waiting[fd]
-        # Before the close: once closed, the number goes to the next socket.
-        with contextlib.suppress(OSError, ValueError):
-            self._epoll.unregister(fd)
-        sock.close()
+            self._sockets.close_expired()
 
     def _failed(self, exc):
         self._broken = True
         log.warning("closing connections in the worker from now on (%s: %s)",
                     exc.__class__.__name__, exc)
         with self._lock:
-            left, self._waiting = self._waiting, {}
-        for sock, _, _ in left.values():
-            sock.close()
+            self._sockets.close_all()
 
 
 def _drain(sock, drained, max_drain):

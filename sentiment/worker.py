@@ -27,7 +27,6 @@ TLS, helps (README, "Slow and idle clients").
 Each connection's end goes through sentiment/lingering.py, installed here
 for every worker.
 """
-import collections
 import fcntl
 import logging
 import os
@@ -41,6 +40,7 @@ from gunicorn import util
 from gunicorn.workers import sync
 
 from . import lingering
+from .socketset import SocketSet
 
 IDLE_SECONDS = 30.0
 MAX_IDLE = lingering.a_quarter_of_descriptors()
@@ -56,69 +56,29 @@ if CLIENT_TIMEOUT <= 0:
 STOP_SECONDS = 2.0
 
 
-class IdleConnections:
+class IdleConnections(SocketSet):
     """Accepted connections that have sent nothing yet, watched with epoll
     (one file descriptor for select() to watch, however many there are)."""
 
     def __init__(self, seconds=IDLE_SECONDS, limit=MAX_IDLE):
-        self.seconds = seconds
+        super().__init__(seconds)
         self.limit = limit
-        self._epoll = select.epoll()
-        # fd -> (listener, client, addr); insertion order is deadline order.
-        self._waiting = {}
-        self._deadlines = collections.deque()  # (deadline, fd, client)
-
-    def fileno(self):
-        return self._epoll.fileno()
-
-    def __len__(self):
-        return len(self._waiting)
 
     def add(self, listener, client, addr):
-        while len(self._waiting) >= self.limit:
-            self._close_oldest()
-        fd = client.fileno()
-        self._waiting[fd] = (listener, client, addr)
-        self._deadlines.append((time.monotonic() + self.seconds, fd, client))
-        self._epoll.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
-
-    def seconds_left(self):
-        """Until the first deadline (None without connections)."""
-        # Entries of connections served since: no wake-up for them.
-        while self._deadlines and self._waiting.get(self._deadlines[0][1], (None, None))[1] \
-                is not self._deadlines[0][2]:
-            self._deadlines.popleft()
-        if not self._deadlines:
-            return None
-        return max(0.0, self._deadlines[0][0] - time.monotonic())
+        while len(self) >= self.limit:
+            self.close_oldest()
+        self.watch(client, listener, addr)
 
     def ready(self):
         """(listener, client, addr) of the connections whose request began
         to arrive (or that the client closed), taken out of the set; those
         past their deadline are closed."""
         found = []
-        for fd, _ in (self._epoll.poll(0) if self._waiting else ()):
-            entry = self._waiting.pop(fd, None)
-            if entry is not None:
-                self._epoll.unregister(fd)
-                found.append(entry)
-        now = time.monotonic()
-        while self._deadlines and self._deadlines[0][0] <= now:
-            self._close_oldest()
+        for client, listener, addr in self.readable():
+            self.take(client)
+            found.append((listener, client, addr))
+        self.close_expired()
         return found
-
-    def close_all(self):
-        while self._deadlines:
-            self._close_oldest()
-
-    def _close_oldest(self):
-        _, fd, client = self._deadlines.popleft()
-        entry = self._waiting.get(fd)
-        if entry is not None and entry[1] is client:
-            del self._waiting[fd]
-            # Before the close: once closed, the number goes to the next socket.
-            self._epoll.unregister(fd)
-            client.close()
 
 
 def has_arrived(client):

@@ -1,0 +1,109 @@
+"""Sockets watched with epoll, each until a deadline: the bookkeeping that
+sentiment/lingering.py (answered connections waiting for their client's
+close) and sentiment/worker.py (accepted connections waiting for their
+request) share.
+
+A socket is known by its file descriptor's number, and the number goes
+to the next socket as soon as this one is closed. So an entry leaves the
+epoll set before its socket is closed, and a deadline applies only to the
+very socket it was set for, not to a later one with the same number.
+"""
+import collections
+import contextlib
+import select
+import time
+
+
+class SocketSet:
+    """Sockets and what their owner keeps with each, watched for something
+    to read; each waits `seconds` (or what watch() says), in the order
+    they came: a later deadline never comes before an earlier one's."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self._epoll = select.epoll()
+        # fd -> [socket, *what the owner keeps with it]
+        self._entries = {}
+        self._deadlines = collections.deque()  # (deadline, fd, socket), oldest first
+
+    def fileno(self):
+        """The epoll set's own descriptor: readable when a socket is."""
+        return self._epoll.fileno()
+
+    def __len__(self):
+        return len(self._entries)
+
+    def watch(self, sock, *kept, seconds=None):
+        fd = sock.fileno()
+        self._entries[fd] = [sock, *kept]
+        self._deadlines.append(
+            (time.monotonic() + (self.seconds if seconds is None else seconds), fd, sock))
+        self._epoll.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
+
+    def entry(self, sock):
+        """The entry ([sock, *kept]) of this very socket, or None."""
+        entry = self._entries.get(sock.fileno())
+        return entry if entry is not None and entry[0] is sock else None
+
+    def readable(self):
+        """The entries whose socket has something to read, or whose client
+        closed, now (without waiting)."""
+        if not self._entries:
+            return []
+        found = (self._entries.get(fd) for fd, _ in self._epoll.poll(0))
+        return [entry for entry in found if entry is not None]
+
+    def take(self, sock):
+        """Take the socket out of the set; it stays open."""
+        self._remove(sock.fileno())
+
+    def close(self, sock):
+        """Take the socket out of the set and close it."""
+        self._remove(sock.fileno())
+        sock.close()
+
+    def close_expired(self):
+        """Close the sockets past their deadline."""
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            self._close_first()
+
+    def close_oldest(self):
+        """Close the socket that has waited longest (to make room)."""
+        while self._deadlines and not self._close_first():
+            pass
+
+    def close_all(self):
+        while self._deadlines:
+            self._close_first()
+
+    def seconds_left(self):
+        """Until the first deadline (None without sockets)."""
+        # Deadlines of sockets taken out since: no wake-up for them.
+        while self._deadlines and not self._current(self._deadlines[0]):
+            self._deadlines.popleft()
+        if not self._deadlines:
+            return None
+        return max(0.0, self._deadlines[0][0] - time.monotonic())
+
+    def _current(self, deadline):
+        _, fd, sock = deadline
+        entry = self._entries.get(fd)
+        return entry is not None and entry[0] is sock
+
+    def _close_first(self):
+        """Close the first deadline's socket if it is still in the set;
+        whether it was."""
+        first = self._deadlines.popleft()
+        if not self._current(first):
+            return False
+        _, fd, sock = first
+        self._remove(fd)
+        sock.close()
+        return True
+
+    def _remove(self, fd):
+        del self._entries[fd]
+        # Before any close: once closed, the number goes to the next socket.
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.unregister(fd)
