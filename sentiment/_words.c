@@ -174,6 +174,145 @@ static void free_table(PyObject *capsule)
     PyMem_Free(table);
 }
 
+/* by_word()'s own cache of the columns of the words it has seen, by the
+ * word's Latin-1 bytes (what nearly every normalised word is): the words of
+ * a text are cut and looked up without a str object made, hashed and freed
+ * for each, and the columns lie in one array. Under load a Python dict
+ * lookup of a word took 40 ns, mostly waiting on memory (the dict's entry,
+ * then the key's str to compare). Emptied when it holds `limit` words. */
+typedef struct {
+    uint32_t tag, length;   /* length 0: an empty slot (a word has a byte) */
+    uint32_t offset;        /* the word's bytes in keys */
+    uint32_t first, count;  /* its columns: columns[first] onwards */
+} Known;
+
+typedef struct {
+    Known *slots;
+    uint64_t mask;
+    Py_ssize_t used, limit;
+    unsigned char *keys;
+    int64_t *columns;
+    size_t keys_size, keys_room, columns_size, columns_room;
+} Word_cache;
+
+#define WORD_CACHE_NAME "sentiment._words.word_cache"
+
+static const Known *known(const Word_cache *cache, const unsigned char *data, Py_ssize_t size)
+{
+    uint64_t hash = hash_of(data, size);
+    uint32_t tag = (uint32_t)(hash >> 32);
+    for (uint64_t i = hash & cache->mask;; i = (i + 1) & cache->mask) {
+        const Known *slot = &cache->slots[i];
+        if (!slot->length)
+            return NULL;
+        if (slot->tag == tag && slot->length == (uint64_t)size
+            && memcmp(cache->keys + slot->offset, data, size) == 0)
+            return slot;
+    }
+}
+
+static void forget_all(Word_cache *cache)
+{
+    memset(cache->slots, 0, (cache->mask + 1) * sizeof(Known));
+    cache->used = 0;
+    cache->keys_size = cache->columns_size = 0;
+}
+
+/* Room for `more` items of `item_size` bytes after `size` in *buffer; -1
+ * on error. */
+static int room_for(void **buffer, size_t *room, size_t size, size_t more, size_t item_size)
+{
+    if (size + more <= *room)
+        return 0;
+    size_t new_room = *room ? *room : 4096;
+    while (new_room < size + more)
+        new_room *= 2;
+    void *grown = PyMem_Realloc(*buffer, new_room * item_size);
+    if (!grown) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *buffer = grown;
+    *room = new_room;
+    return 0;
+}
+
+/* Keeps the word's columns (int64, `count` of them); -1 on error. A word
+ * already there (another thread's, while missing() ran) is left as it is. */
+static int remember_word(Word_cache *cache, const unsigned char *data, Py_ssize_t size,
+                         const int64_t *columns, Py_ssize_t count)
+{
+    if (known(cache, data, size))
+        return 0;
+    if (cache->used >= cache->limit || cache->keys_size + size > UINT32_MAX
+        || cache->columns_size + count > UINT32_MAX)
+        forget_all(cache);
+    if (size > UINT32_MAX || count > UINT32_MAX)
+        return 0;  /* never the case for a word: just not kept */
+    if (room_for((void **)&cache->keys, &cache->keys_room, cache->keys_size, size, 1) < 0 ||
+        room_for((void **)&cache->columns, &cache->columns_room, cache->columns_size, count,
+                 sizeof(int64_t)) < 0)
+        return -1;
+    uint64_t hash = hash_of(data, size);
+    uint64_t i = hash & cache->mask;
+    while (cache->slots[i].length)
+        i = (i + 1) & cache->mask;
+    memcpy(cache->keys + cache->keys_size, data, size);
+    if (count)
+        memcpy(cache->columns + cache->columns_size, columns, count * sizeof(int64_t));
+    cache->slots[i] = (Known){(uint32_t)(hash >> 32), (uint32_t)size, (uint32_t)cache->keys_size,
+                              (uint32_t)cache->columns_size, (uint32_t)count};
+    cache->keys_size += size;
+    cache->columns_size += count;
+    cache->used++;
+    return 0;
+}
+
+static void free_word_cache(PyObject *capsule)
+{
+    Word_cache *cache = PyCapsule_GetPointer(capsule, WORD_CACHE_NAME);
+    if (!cache)
+        return;
+    PyMem_Free(cache->slots);
+    PyMem_Free(cache->keys);
+    PyMem_Free(cache->columns);
+    PyMem_Free(cache);
+}
+
+PyDoc_STRVAR(word_cache_doc,
+"word_cache(limit) -> cache\n\n"
+"An empty cache for by_word(), emptied whenever it holds `limit` words.");
+
+static PyObject *word_cache(PyObject *self, PyObject *args)
+{
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "n", &limit))
+        return NULL;
+    if (limit < 1 || limit > (Py_ssize_t)1 << 28) {
+        PyErr_SetString(PyExc_ValueError, "limit must be between 1 and 2**28");
+        return NULL;
+    }
+    /* At most half full: a miss ends at an empty slot soon. */
+    uint64_t size = 16;
+    while (size < (uint64_t)limit * 2)
+        size *= 2;
+    Word_cache *cache = PyMem_Calloc(1, sizeof(Word_cache));
+    if (cache)
+        cache->slots = PyMem_Calloc(size, sizeof(Known));
+    if (!cache || !cache->slots) {
+        PyMem_Free(cache);
+        return PyErr_NoMemory();
+    }
+    cache->mask = size - 1;
+    cache->limit = limit;
+    PyObject *capsule = PyCapsule_New(cache, WORD_CACHE_NAME, free_word_cache);
+    if (!capsule) {
+        PyMem_Free(cache->slots);
+        PyMem_Free(cache);
+    }
+    return capsule;
+}
+
 /* A column read from Python: 0 <= column <= INT32_MAX, or -1 with an error. */
 static int32_t column_from(PyObject *value)
 {
@@ -616,46 +755,128 @@ static int extend(Column_list *list, PyObject *columns)
 }
 
 PyDoc_STRVAR(by_word_doc,
-"by_word(texts, cache, missing) -> (columns, counts)\n\n"
+"by_word(texts, cache, missing, words=None) -> (columns, counts)\n\n"
 "The columns of each text (a list of str) word by word, as str.split() cuts\n"
 "it: cache[word] (int64 bytes), or missing(word) for a word not in the cache\n"
-"(it gives the bytes, and may keep them in the cache). The result as for\n"
-"columns(). For character n-grams that never cross a word (char_wb).");
+"(it gives the bytes, and may keep them in the cache). With `words`, a\n"
+"word_cache(), a word of Latin-1 characters is looked up there instead and\n"
+"missing(word)'s bytes are kept there. The result as for columns(). For\n"
+"character n-grams that never cross a word (char_wb).");
+
+/* missing(word)'s columns (int64 bytes, a new reference), or NULL. */
+static PyObject *columns_from_missing(PyObject *missing, PyObject *word)
+{
+    PyObject *columns = PyObject_CallOneArg(missing, word);
+    if (columns && (!PyBytes_Check(columns) || PyBytes_GET_SIZE(columns) % sizeof(int64_t))) {
+        PyErr_SetString(PyExc_TypeError, "a word's columns must be int64 bytes");
+        Py_CLEAR(columns);
+    }
+    return columns;
+}
+
+/* The columns of a Latin-1 word (its bytes; `word` its str, or NULL to
+ * make one if needed) from the word cache, or from missing(), then kept
+ * there; -1 on error. Nothing of the cache is held across missing(),
+ * whose Python code may let another thread change it. */
+static int latin1_word(Column_list *found, Word_cache *cache, PyObject *missing,
+                       const unsigned char *data, Py_ssize_t size, PyObject *word)
+{
+    const Known *slot = known(cache, data, size);
+    if (slot) {
+        if (reserve(found, slot->count) < 0)
+            return -1;
+        /* reserve() may run no Python code: the slot is still good. */
+        if (slot->count)
+            memcpy(found->items + found->size, cache->columns + slot->first,
+                   slot->count * sizeof(int64_t));
+        found->size += slot->count;
+        return 0;
+    }
+    PyObject *made = word ? NULL : PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, data, size);
+    if (!word && !made)
+        return -1;
+    PyObject *columns = columns_from_missing(missing, word ? word : made);
+    Py_XDECREF(made);
+    if (!columns)
+        return -1;
+    int failed = extend(found, columns) < 0 ||
+        remember_word(cache, data, size, (const int64_t *)PyBytes_AS_STRING(columns),
+                      PyBytes_GET_SIZE(columns) / (Py_ssize_t)sizeof(int64_t)) < 0;
+    Py_DECREF(columns);
+    return failed ? -1 : 0;
+}
+
+/* The words of a Latin-1 text, cut as str.split() cuts them; -1 on error. */
+static int latin1_text(Column_list *found, Word_cache *cache, PyObject *missing, PyObject *text)
+{
+    const unsigned char *data = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text), i = 0;
+    while (i < size) {
+        while (i < size && Py_UNICODE_ISSPACE(data[i]))
+            i++;
+        Py_ssize_t start = i;
+        while (i < size && !Py_UNICODE_ISSPACE(data[i]))
+            i++;
+        if (i > start && latin1_word(found, cache, missing, data + start, i - start, NULL) < 0)
+            return -1;
+    }
+    return 0;
+}
 
 static PyObject *by_word(PyObject *self, PyObject *args)
 {
-    PyObject *texts, *cache, *missing;
-    if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &texts, &PyDict_Type, &cache, &missing))
+    PyObject *texts, *cache, *missing, *words_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "O!O!O|O", &PyList_Type, &texts, &PyDict_Type, &cache, &missing,
+                          &words_obj))
         return NULL;
     if (!PyCallable_Check(missing)) {
         PyErr_SetString(PyExc_TypeError, "missing must be callable");
         return NULL;
     }
+    Word_cache *words = NULL;
+    if (words_obj != Py_None && !(words = PyCapsule_GetPointer(words_obj, WORD_CACHE_NAME)))
+        return NULL;
     Column_list found = {0}, counts = {0};
     PyObject *result = NULL;
     /* missing() is Python code that could change the list: its size is
-     * read again each time round. */
+     * read again each time round, and the text held meanwhile. */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(texts); i++) {
         PyObject *text = text_at(texts, i);
-        PyObject *words = text ? PyUnicode_Split(text, NULL, -1) : NULL;
-        if (!words)
+        if (!text)
             goto done;
         Py_ssize_t before = found.size;
-        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(words); j++) {
-            PyObject *word = PyList_GET_ITEM(words, j);
-            PyObject *columns = PyDict_GetItemWithError(cache, word);
-            if (columns)
-                Py_INCREF(columns);
-            else if (!PyErr_Occurred())
-                columns = PyObject_CallOneArg(missing, word);
-            int failed = !columns || extend(&found, columns) < 0;
-            Py_XDECREF(columns);
-            if (failed) {
-                Py_DECREF(words);
+        if (words && is_latin1(text)) {
+            Py_INCREF(text);
+            int failed = latin1_text(&found, words, missing, text) < 0;
+            Py_DECREF(text);
+            if (failed)
                 goto done;
+        } else {
+            PyObject *split = PyUnicode_Split(text, NULL, -1);
+            if (!split)
+                goto done;
+            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(split); j++) {
+                PyObject *word = PyList_GET_ITEM(split, j);
+                int failed;
+                if (words && is_latin1(word)) {
+                    failed = latin1_word(&found, words, missing, PyUnicode_1BYTE_DATA(word),
+                                         PyUnicode_GET_LENGTH(word), word) < 0;
+                } else {
+                    PyObject *columns = PyDict_GetItemWithError(cache, word);
+                    if (columns)
+                        Py_INCREF(columns);
+                    else if (!PyErr_Occurred())
+                        columns = PyObject_CallOneArg(missing, word);
+                    failed = !columns || extend(&found, columns) < 0;
+                    Py_XDECREF(columns);
+                }
+                if (failed) {
+                    Py_DECREF(split);
+                    goto done;
+                }
             }
+            Py_DECREF(split);
         }
-        Py_DECREF(words);
         if (append(&counts, found.size - before) < 0)
             goto done;
     }
@@ -670,6 +891,7 @@ static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS, columns_doc},
     {"table", make_table, METH_VARARGS, table_doc},
     {"by_word", by_word, METH_VARARGS, by_word_doc},
+    {"word_cache", word_cache, METH_VARARGS, word_cache_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -564,7 +564,8 @@ def test_compiled_character_ngrams_are_scikit_learns(shipped, monkeypatch, cache
     assert sklearn_vectorizer.analyzer == "char_wb"
     made_up = _fuzz_texts(20_000, seed=12)
     texts = [normalize(t) for t in corpus_texts() + EDGE_TEXTS + list(CHECK_TEXTS) + made_up]
-    texts += made_up + ["", " ", "\u3000a\u2028b\x1c"]
+    texts += made_up + ["", " ", "\u3000a\u2028b\x1c", "a\x85b\xa0c\x1cd\x1fe\x0bf \xe9t\xe9 ",
+                        "\u3000café\u3000日本 \x85niño"]
     vocabulary = sklearn_vectorizer.vocabulary_
     expected = [sorted(j for j in map(vocabulary.get, sklearn_vectorizer._char_wb_ngrams(text))
                        if j is not None) for text in texts]
@@ -592,6 +593,67 @@ def test_compiled_character_ngrams_refuse_bad_arguments(compiled_words):
         by_word(["other"], cache, lambda word: b"123")
     with pytest.raises(ZeroDivisionError):
         by_word(["other"], cache, lambda word: 1 / 0)
+
+
+def _by_word_lists(texts, cache, missing, words=None):
+    columns, counts = model_module._compiled_by_word(texts, cache, missing, words)
+    columns = np.frombuffer(columns, dtype=np.int64).tolist()
+    ends = np.cumsum(np.frombuffer(counts, dtype=np.int64)).tolist()
+    return [columns[end - count:end] for end, count in zip(ends, np.diff([0] + ends).tolist())]
+
+
+def test_word_cache_keeps_latin1_words_and_leaves_the_rest_to_the_dict(compiled_words):
+    """With a word_cache, a Latin-1 word's missing() is asked once and its
+    columns kept in C (not in the dict); other words go through the dict as
+    before; the cache empties itself when full; a missing() that changes
+    the cache meanwhile (another thread, here the same one) spoils nothing."""
+    if model_module._compiled_word_cache is None:
+        missing("sentiment/_words.c was built before word_cache()")
+    asked = []
+
+    def columns_of(word):
+        asked.append(word)
+        return np.array([len(word), ord(word[0])], dtype=np.int64).tobytes()
+
+    cache = {}
+    words = model_module._compiled_word_cache(3)
+    texts = ["uno dos\xa0uno", "  ", "\u65e5 uno\u3000\u65e5\x85dos", "\x85tres\tcuatro"]
+    expected = [[3, ord("u"), 3, ord("d"), 3, ord("u")], [],
+                [1, 0x65E5, 3, ord("u"), 1, 0x65E5, 3, ord("d")],
+                [4, ord("t"), 6, ord("c")]]
+    assert _by_word_lists(texts, cache, columns_of, words) == expected
+    # "uno" and "dos" asked once; the CJK word once, then from the dict.
+    assert asked == ["uno", "dos", "\u65e5", "\u65e5", "tres", "cuatro"]
+    assert list(cache) == []  # columns_of keeps nothing; by_word keeps Latin-1 words
+    asked.clear()
+    # Three words held at most: "uno", "dos", "tres", then emptied for "cuatro".
+    assert _by_word_lists(["cuatro tres uno"], cache, columns_of, words) == [
+        [6, ord("c"), 4, ord("t"), 3, ord("u")]]
+    assert asked == ["tres", "uno"]
+
+    asked.clear()
+    busy = model_module._compiled_word_cache(2)
+
+    def meddling(word):
+        # Fills and empties the cache the outer call is using, many times.
+        _by_word_lists([f"w{i}x" * (i % 5 + 1) for i in range(50)], {}, columns_of, busy)
+        return columns_of(word)
+
+    assert _by_word_lists(["ab cd ab ef"], {}, meddling, busy) == [
+        [2, ord("a"), 2, ord("c"), 2, ord("a"), 2, ord("e")]]
+
+    with pytest.raises(ValueError):
+        model_module._compiled_word_cache(0)
+    with pytest.raises(ValueError):  # a capsule of another kind
+        model_module._compiled_by_word(["a"], {}, columns_of, model_module._word_table(
+            {}, None, set(), set(), set(), set(), set(), set()))
+    with pytest.raises(TypeError, match="int64 bytes"):
+        model_module._compiled_by_word(["zz"], {}, lambda word: b"123", words)
+    with pytest.raises(ZeroDivisionError):
+        model_module._compiled_by_word(["zzz"], {}, lambda word: 1 / 0, words)
+    # A failed word was not kept.
+    assert _by_word_lists(["zz zzz"], {}, columns_of, words) == [
+        [2, ord("z"), 3, ord("z")]]
 
 
 def test_predicted_rows_are_the_predictions_flattened(shipped):
