@@ -130,10 +130,10 @@ static uint64_t hash_of(const unsigned char *data, Py_ssize_t size)
     return hash ^ (hash >> 29);
 }
 
-/* The slot of the key with these bytes, or NULL. */
-static const Slot *find(const Table *table, const unsigned char *data, Py_ssize_t size)
+/* The slot of the key with these bytes and hash_of() hash, or NULL. */
+static const Slot *find_hashed(const Table *table, const unsigned char *data, Py_ssize_t size,
+                               uint64_t hash)
 {
-    uint64_t hash = hash_of(data, size);
     uint32_t tag = (uint32_t)(hash >> 32);
     for (uint64_t i = hash & table->mask;; i = (i + 1) & table->mask) {
         const Slot *slot = &table->slots[i];
@@ -143,6 +143,46 @@ static const Slot *find(const Table *table, const unsigned char *data, Py_ssize_
             && memcmp(table->arena + slot->offset, data, size) == 0)
             return slot;
     }
+}
+
+/* The slot of the key with these bytes, or NULL. */
+static const Slot *find(const Table *table, const unsigned char *data, Py_ssize_t size)
+{
+    return find_hashed(table, data, size, hash_of(data, size));
+}
+
+/* A key to look up among others (find_all). */
+typedef struct {
+    const unsigned char *data;
+    Py_ssize_t size;
+    uint64_t hash;
+    const Slot *slot;
+} Lookup;
+
+/* find() of each key, with the memory each needs fetched for all of them
+ * first: its first slot, then the bytes of the key there that it will be
+ * compared with. Under load a text's lookups each waited on memory twice
+ * (the table is 3 MB), one after the other; this way the waits overlap. */
+static void find_all(const Table *table, Lookup *keys, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        keys[i].hash = hash_of(keys[i].data, keys[i].size);
+        __builtin_prefetch(&table->slots[keys[i].hash & table->mask]);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t tag = (uint32_t)(keys[i].hash >> 32);
+        for (uint64_t j = keys[i].hash & table->mask;; j = (j + 1) & table->mask) {
+            const Slot *slot = &table->slots[j];
+            if (!slot->flags)
+                break;
+            if (slot->tag == tag && slot->length == (uint64_t)keys[i].size) {
+                __builtin_prefetch(table->arena + slot->offset);
+                break;
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        keys[i].slot = find_hashed(table, keys[i].data, keys[i].size, keys[i].hash);
 }
 
 /* The slot of a Latin-1 key, made empty (no column, no lexicon feature, in
@@ -503,7 +543,8 @@ typedef struct {
     Py_ssize_t chars_room, room;
     Token *tokens;
     Word *words;
-    Py_ssize_t tokens_room;          /* of tokens and of words */
+    Lookup *lookups;
+    Py_ssize_t tokens_room;          /* of tokens, of words and of lookups */
 } Context;
 
 /* Room for `size` bytes at *buffer; -1 on error. */
@@ -560,7 +601,10 @@ static Py_ssize_t tokens_of(Context *context, PyObject *text)
         Word *words = PyMem_Realloc(context->words, n * sizeof(Word));
         if (words)
             context->words = words;
-        if (!tokens || !words) {
+        Lookup *lookups = PyMem_Realloc(context->lookups, n * sizeof(Lookup));
+        if (lookups)
+            context->lookups = lookups;
+        if (!tokens || !words || !lookups) {
             PyErr_NoMemory();
             return -1;
         }
@@ -597,8 +641,13 @@ static Py_ssize_t tokens_of(Context *context, PyObject *text)
         Token *token = &context->tokens[count++];
         token->start = start;
         token->length = used - start;
-        token->slot = find(context->table, chars + start, used - start);
     }
+    Lookup *lookups = context->lookups;
+    for (Py_ssize_t t = 0; t < count; t++)
+        lookups[t] = (Lookup){chars + context->tokens[t].start, context->tokens[t].length, 0, NULL};
+    find_all(context->table, lookups, count);
+    for (Py_ssize_t t = 0; t < count; t++)
+        context->tokens[t].slot = lookups[t].slot;
     return count;
 }
 
@@ -645,21 +694,29 @@ static Py_ssize_t word_bytes(const Context *context, const Word *word, Py_UCS1 *
     return p + token->length;
 }
 
-/* Each pair of neighbouring words, joined by a space. */
+/* Each pair of neighbouring words, joined by a space: all of them written
+ * one after another in the buffer, then looked up together. */
 static int bigrams(Context *context, Py_ssize_t n_words)
 {
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i + 1 < n_words; i++)
+        total += 4 + context->tokens[context->words[i].token].length + 1
+                 + 4 + context->tokens[context->words[i + 1].token].length;
+    if (bytes_room(&context->buffer, &context->room, total ? total : 1) < 0)
+        return -1;
+    Py_ssize_t n = 0, used = 0;
     for (Py_ssize_t i = 0; i + 1 < n_words; i++) {
-        const Word *left = &context->words[i], *right = &context->words[i + 1];
-        Py_ssize_t size = 4 + context->tokens[left->token].length + 1
-                          + 4 + context->tokens[right->token].length;
-        if (bytes_room(&context->buffer, &context->room, size) < 0)
-            return -1;
-        Py_ssize_t l = word_bytes(context, left, context->buffer);
-        context->buffer[l] = ' ';
-        Py_ssize_t r = word_bytes(context, right, context->buffer + l + 1);
-        if (add_column(context, find(context->table, context->buffer, l + 1 + r)) < 0)
-            return -1;
+        Py_UCS1 *out = context->buffer + used;
+        Py_ssize_t l = word_bytes(context, &context->words[i], out);
+        out[l] = ' ';
+        Py_ssize_t r = word_bytes(context, &context->words[i + 1], out + l + 1);
+        context->lookups[n++] = (Lookup){out, l + 1 + r, 0, NULL};
+        used += l + 1 + r;
     }
+    find_all(context->table, context->lookups, n);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (add_column(context, context->lookups[i].slot) < 0)
+            return -1;
     return 0;
 }
 
@@ -735,6 +792,7 @@ done:
     PyMem_Free(context.buffer);
     PyMem_Free(context.tokens);
     PyMem_Free(context.words);
+    PyMem_Free(context.lookups);
     return result;
 }
 
