@@ -282,13 +282,11 @@ static int room_for(void **buffer, size_t *room, size_t size, size_t more, size_
 static int remember_word(Word_cache *cache, const unsigned char *data, Py_ssize_t size,
                          const int64_t *columns, Py_ssize_t count)
 {
-    if (known(cache, data, size))
-        return 0;
+    if (known(cache, data, size) || size > UINT32_MAX || count > UINT32_MAX)
+        return 0;  /* (too large: never the case for a word; just not kept) */
     if (cache->used >= cache->limit || cache->keys_size + size > UINT32_MAX
         || cache->columns_size + count > UINT32_MAX)
         forget_all(cache);
-    if (size > UINT32_MAX || count > UINT32_MAX)
-        return 0;  /* never the case for a word: just not kept */
     if (room_for((void **)&cache->keys, &cache->keys_room, cache->keys_size, size, 1) < 0 ||
         room_for((void **)&cache->columns, &cache->columns_room, cache->columns_size, count,
                  sizeof(int64_t)) < 0)
