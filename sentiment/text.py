@@ -32,6 +32,12 @@ _EMOTICONS = [
 ]
 _EMOTICON_CHARACTERS = re.compile(
     "[" + re.escape("".join(sorted(set().union(*(needs for _, _, needs in _EMOTICONS))))) + "]")
+# What a match of any of them begins with. Many texts have their characters
+# without an emoticon (an x in a word, a colon or a bracket after one), and
+# for those this one search replaces up to five. The replacements make no
+# new match: they bring no such character, and what follows a match of the
+# first three is whitespace already.
+_EMOTICON_STARTS = re.compile(r"(?:^|\s)[:;=xX(]|<3|[xX][dD]")
 _POSITIVE_EMOJI = set("😀😃😄😁😆😊🙂😍🥰😘😎🤩🥳👍👏🙌💪🎉❤💕💖💯✨🔥😂🤣😋🤗👌💚💙🙏⭐🌟")
 _NEGATIVE_EMOJI = set("😞😔😟😕🙁☹😣😖😫😩😢😭😤😠😡🤬👎💩🤮🤢😒🙄😑😐💔😓😰😱🤦")
 # Positive first: a character in both sets counts as positive.
@@ -148,7 +154,7 @@ def normalize(text):
         text = _MENTION.sub(" @user ", text)
     # Nine texts in ten have none of the emoticons' characters: one search
     # for any of them costs less than a set of the text's characters.
-    if _EMOTICON_CHARACTERS.search(text):
+    if _EMOTICON_CHARACTERS.search(text) and _EMOTICON_STARTS.search(text):
         for pattern, word, needs in _EMOTICONS:
             for character in needs:
                 if character in text:
