@@ -115,13 +115,14 @@ static int get_buffer(PyObject *object, Py_buffer *view, const char *name, char 
 }
 
 #define ADD_PRODUCTS(real_t) {                                             \
-        const real_t *coef_of = m->coef.buf, *intercept_of = m->intercept.buf; \
+        const real_t *coef_of = (const real_t *)m->coef_of;                   \
+        const real_t *intercept_of = m->intercept.buf;                        \
         real_t *score = (real_t *)m->out.buf + r * k;                         \
         for (Py_ssize_t c = 0; c < k; c++)                                    \
             score[c] = 0;                                                     \
         for (Py_ssize_t i = 0; i < size_m; i++) {                             \
             real_t value = (real_t)values[i];                                 \
-            const real_t *coefficients = coef_of + distinct[i] * k;           \
+            const real_t *coefficients = coef_of + distinct[i] * coef_stride; \
             for (Py_ssize_t c = 0; c < k; c++)                                \
                 score[c] += value * coefficients[c];                          \
         }                                                                     \
@@ -135,6 +136,11 @@ typedef struct {
     int have_idf;
     char real;          /* 'f' or 'd': the coefficients' type */
     Py_ssize_t k, width, n_weights, n_starts;
+    /* Where column c's idf and coefficients are: idf_of[c * idf_stride],
+     * coef_of[c * coef_stride] onwards (packed: both in coef's rows). */
+    const float *idf_of;
+    const char *coef_of;
+    Py_ssize_t idf_stride, coef_stride;
 } Model;
 
 static void release_model(Model *m)
@@ -148,9 +154,14 @@ static void release_model(Model *m)
 /* The model's buffers, checked against each other and n_rows; -1 on error
  * (release_model then still to be called). */
 static int open_model(Model *m, PyObject *weights, PyObject *idf, PyObject *starts,
-                      PyObject *coef, PyObject *intercept, PyObject *out, Py_ssize_t n_rows)
+                      PyObject *coef, PyObject *intercept, PyObject *out, Py_ssize_t n_rows,
+                      int packed)
 {
     m->have_idf = idf != Py_None;
+    if (packed && m->have_idf) {
+        PyErr_SetString(PyExc_ValueError, "packed coefficients hold the idf: idf must be None");
+        return -1;
+    }
     if (get_buffer(weights, &m->weights, "weights", 'f', 0) < 0 ||
         (m->have_idf && get_buffer(idf, &m->idf, "idf", 'f', 0) < 0) ||
         get_buffer(starts, &m->starts, "starts", 'i', 0) < 0 ||
@@ -166,15 +177,31 @@ static int open_model(Model *m, PyObject *weights, PyObject *idf, PyObject *star
     m->k = m->intercept.len / size_of;
     m->n_weights = m->weights.len / 4;
     m->n_starts = m->starts.len / 8;
-    if (m->k < 1 || m->coef.len / size_of % m->k != 0) {
+    if (packed && m->real != 'f') {
+        PyErr_SetString(PyExc_TypeError, "packed coefficients must be float32");
+        return -1;
+    }
+    Py_ssize_t row = m->k + (packed ? 1 : 0);
+    if (m->k < 1 || m->coef.len / size_of % row != 0) {
         PyErr_SetString(PyExc_ValueError, "coef and intercept disagree");
         return -1;
     }
-    m->width = m->coef.len / size_of / m->k;
+    m->width = m->coef.len / size_of / row;
     if (n_rows < 0 || m->out.len / size_of != n_rows * m->k ||
         (m->have_idf && m->idf.len / 4 != m->width)) {
         PyErr_SetString(PyExc_ValueError, "the arrays' sizes disagree");
         return -1;
+    }
+    m->coef_stride = row;
+    if (packed) {
+        m->have_idf = 1;
+        m->idf_of = m->coef.buf;
+        m->idf_stride = row;
+        m->coef_of = (const char *)m->coef.buf + size_of;
+    } else {
+        m->idf_of = m->have_idf ? m->idf.buf : NULL;
+        m->idf_stride = 1;
+        m->coef_of = m->coef.buf;
     }
     return 0;
 }
@@ -188,7 +215,8 @@ static PyObject *score_rows(const Model *m, const int64_t *order, const Py_ssize
 {
     Py_ssize_t n = row_start[n_rows], k = m->k;
     const int64_t *block_start = m->starts.buf;
-    const float *weight = m->weights.buf, *idf_of = m->idf.buf;
+    const float *weight = m->weights.buf, *idf_of = m->idf_of;
+    Py_ssize_t idf_stride = m->idf_stride, coef_stride = m->coef_stride;
     int have_idf = m->have_idf;
     PyObject *result = NULL;
     int64_t *distinct = PyMem_Malloc((n ? n : 1) * sizeof(int64_t));
@@ -226,7 +254,7 @@ static PyObject *score_rows(const Model *m, const int64_t *order, const Py_ssize
                     float value = weight[seen_count[c]];
                     seen_count[c] = 0;
                     if (have_idf)
-                        value *= idf_of[c];
+                        value *= idf_of[c * idf_stride];
                     distinct[size_m] = c;
                     values[size_m++] = value;
                     bits &= bits - 1;
@@ -294,7 +322,7 @@ static PyObject *decision(PyObject *self, PyObject *args)
     if ((have_rows && get_buffer(rows_obj, &rows, "rows", 'i', 0) < 0) ||
         get_buffer(columns_obj, &columns, "columns", 'i', 0) < 0 ||
         open_model(&m, weights_obj, idf_obj, starts_obj, coef_obj, intercept_obj, out_obj,
-                   n_rows) < 0)
+                   n_rows, 0) < 0)
         goto done;
     Py_ssize_t n = columns.len / 8;
     if ((have_rows && rows.len / 8 != n) || (!have_rows && n_rows != 1)) {
@@ -342,20 +370,25 @@ done:
 }
 
 PyDoc_STRVAR(decision_of_blocks_doc,
-"decision_of_blocks(blocks, n_rows, weights, idf, starts, coef, intercept, out) -> bool\n\n"
+"decision_of_blocks(blocks, n_rows, weights, idf, starts, coef, intercept, out,\n"
+"                   packed=False) -> bool\n\n"
 "decision() of the columns that each vectorizer found, as they come out\n"
 "of sentiment/_words.c: blocks is a list of (columns, counts, offset), the\n"
 "columns (int64 bytes) of row 0, then of row 1 and so on, counts (int64\n"
 "bytes) how many each of the n_rows rows has, and offset what to add to\n"
-"each (the block's first column in coef). The rest as for decision().");
+"each (the block's first column in coef). packed: each row of coef (float32,\n"
+"columns x (k + 1)) is the column's idf then its k coefficients, and idf is\n"
+"None: one fetch from memory per column where there were two. The rest as\n"
+"for decision().");
 
 static PyObject *decision_of_blocks(PyObject *self, PyObject *args)
 {
     PyObject *blocks_obj, *weights_obj, *idf_obj, *starts_obj, *coef_obj, *intercept_obj,
         *out_obj;
     Py_ssize_t n_rows;
-    if (!PyArg_ParseTuple(args, "O!nOOOOOO", &PyList_Type, &blocks_obj, &n_rows, &weights_obj,
-                          &idf_obj, &starts_obj, &coef_obj, &intercept_obj, &out_obj))
+    int packed = 0;
+    if (!PyArg_ParseTuple(args, "O!nOOOOOO|p", &PyList_Type, &blocks_obj, &n_rows, &weights_obj,
+                          &idf_obj, &starts_obj, &coef_obj, &intercept_obj, &out_obj, &packed))
         return NULL;
     Model m = {0};
     PyObject *result = NULL;
@@ -376,7 +409,7 @@ static PyObject *decision_of_blocks(PyObject *self, PyObject *args)
         goto done;
     }
     if (open_model(&m, weights_obj, idf_obj, starts_obj, coef_obj, intercept_obj, out_obj,
-                   n_rows) < 0)
+                   n_rows, packed) < 0)
         goto done;
     if (!(row_start = PyMem_Calloc(n_rows + 1, sizeof(Py_ssize_t))) ||
         !(next = PyMem_Calloc(n_rows + 1, sizeof(Py_ssize_t)))) {

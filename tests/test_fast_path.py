@@ -349,6 +349,23 @@ def test_compiled_blocks_give_what_decision_gives():
     assert model_module._compiled_decision_of_blocks(blocks, n_rows, *fixed, got) is True
     np.testing.assert_array_equal(got, expected)
     assert (got[2] == intercept).all()
+    # The idf packed into the coefficients' rows: the very same scores.
+    packed = np.ascontiguousarray(np.hstack([idf[:, None], coef]))
+    got[:] = 0
+    assert model_module._compiled_decision_of_blocks(
+        blocks, n_rows, weights, None, starts, packed, intercept, got, True) is True
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="idf must be None"):
+        model_module._compiled_decision_of_blocks(
+            blocks, n_rows, weights, idf, starts, packed, intercept, got, True)
+    with pytest.raises(TypeError, match="float32"):
+        model_module._compiled_decision_of_blocks(
+            blocks, n_rows, weights, None, starts, packed.astype(np.float64),
+            intercept.astype(np.float64), got.astype(np.float64), True)
+    with pytest.raises(ValueError, match="disagree"):  # not rows of k + 1 values
+        model_module._compiled_decision_of_blocks(
+            blocks, n_rows, weights, None, starts, np.zeros(width * (k + 1) + 1, np.float32),
+            intercept, got, True)
 
 
 @needs_compiled
