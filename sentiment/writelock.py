@@ -8,7 +8,8 @@ gunicorn workers storing one-text predictions collided on about 6 % of
 their inserts, and each collision left a worker idle for a millisecond or
 more (7 % of the CPU idle at 16 connections). Prediction and feedback
 writers take this lock first: an flock on a file beside the database,
-which a waiter polls every 50 microseconds to 1 ms.
+which a waiter polls every 20 microseconds to 1 ms (with a timer slack of 1
+microsecond, _precise_pauses).
 
 The lock only ever shortens waits. If its file cannot be opened, or it is
 held longer than any commit takes (`timeout`, a fifth of SQLite's busy
@@ -19,6 +20,7 @@ sign-ins). Callers take a database connection first and this lock second,
 so a lock holder never waits for the pool.
 """
 import contextlib
+import ctypes
 import fcntl
 import functools
 import logging
@@ -31,8 +33,12 @@ from .db import BUSY_TIMEOUT_SECONDS, sqlite_file
 
 log = logging.getLogger(__name__)
 
-_FIRST_PAUSE = 0.00005
+_FIRST_PAUSE = 0.00002
 _LONGEST_PAUSE = 0.001
+# Linux's prctl option and the timer slack, in nanoseconds, a waiter asks for.
+_PR_SET_TIMERSLACK = 29
+_TIMER_SLACK_NS = 1000
+_waiters = threading.local()
 # After the lock file could not be opened, try again this much later.
 _REOPEN_AFTER = 60.0
 
@@ -118,8 +124,24 @@ class WriteLock:
                 return False
             if time.monotonic() >= deadline:
                 return False
+            _precise_pauses()
             time.sleep(pause)
             pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+def _precise_pauses():
+    """Once per thread that waits: Linux lengthens each of a thread's sleeps
+    by up to its timer slack, 50 us unless set, as long as the pauses
+    themselves; 1 us instead. Two workers storing one-text predictions at 32
+    connections (bench.alternate, 4 rounds, with the first pause 50 -> 20
+    us): 3,488 -> 3,627 req/s, p99 14.4 -> 13.6 ms. Elsewhere, nothing."""
+    if getattr(_waiters, "precise", False):
+        return
+    _waiters.precise = True
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_TIMERSLACK, _TIMER_SLACK_NS, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: no prctl
+        pass
 
 
 @functools.lru_cache(maxsize=8)

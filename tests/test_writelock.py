@@ -1,10 +1,12 @@
 """The prediction writers' lock on a SQLite file (sentiment/writelock.py):
 writers take turns through it, across threads and processes, and it never
 stops a write that SQLite itself would allow."""
+import ctypes
 import fcntl
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 
@@ -79,6 +81,36 @@ def test_a_lock_held_past_the_timeout_is_passed_by(tmp_path):
         waited = time.monotonic() - started
     holder.join()
     assert 0.25 <= waited < 0.9
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux's per-thread timer slack")
+def test_a_waiting_thread_sleeps_precisely(tmp_path):
+    """A thread that had to wait for the lock asks Linux for a 1 us timer
+    slack, so its pauses of tens of microseconds are not stretched by the
+    default 50 us; a thread that never waited keeps the default."""
+    libc = ctypes.CDLL(None)
+
+    def slack():
+        return libc.prctl(30, 0, 0, 0, 0)  # PR_GET_TIMERSLACK: this thread's
+
+    lock = WriteLock(str(tmp_path / "w.lock"), timeout=5)
+    seen = {}
+
+    def write(name, wait):
+        # Linux's default (a new thread has its creator's, which an earlier
+        # wait in this thread may have set).
+        libc.prctl(29, 50_000, 0, 0, 0)
+        holder = hold(lock.path, 0.05) if wait else None
+        with lock.held():
+            seen[name] = slack()
+        if holder:
+            holder.join()
+
+    for name, wait in (("free", False), ("waited", True)):
+        thread = threading.Thread(target=write, args=(name, wait))
+        thread.start()
+        thread.join()
+    assert seen == {"free": 50_000, "waited": 1000}
 
 
 def test_threads_take_turns(tmp_path):
