@@ -20,6 +20,7 @@ CLI: `flask --app app users ...`, `flask --app app feedback reject ID`.
 """
 import logging
 import os
+import sys
 
 from flask import Flask
 
@@ -100,5 +101,8 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     application = create_app()
     # Local by default: listening beyond this machine is a deliberate choice.
-    application.run(host=os.environ.get("HOST", "127.0.0.1"),
-                    port=int(os.environ.get("PORT", "5000")))
+    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000"))
+    hint = auth.curl_hint(application, f"http://{host}:{port}")
+    if hint:
+        print(hint, file=sys.stderr, flush=True)
+    application.run(host=host, port=port)

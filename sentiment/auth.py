@@ -290,8 +290,19 @@ def init_app(app):
     app.config["BASIC_AUTH_PASSWORD"] = read_or_create_secret(
         path, lambda: secrets.token_urlsafe(24))
     user = app.config["BASIC_AUTH_USERNAME"]
+    app.extensions["generated_password_file"] = path
     print(f"{'Generated' if created else 'Using'} the password for user {user!r} in {path} "
-          "(readable only by its owner; set BASIC_AUTH_PASSWORD to choose your own).\n"
-          f"  Try: curl -u {user}:$(cat {path}) -X POST "
-          "'http://127.0.0.1:5000/predict?text=me%20encanta'",
+          "(readable only by its owner; set BASIC_AUTH_PASSWORD to choose your own).",
           file=sys.stderr, flush=True)
+
+
+def curl_hint(app, base_url):
+    """A curl command that predicts with the generated password, for the
+    server to print once it knows its own address (create_app does not:
+    `python app.py` and gunicorn listen on different ports); None when the
+    password is the environment's."""
+    path = app.extensions.get("generated_password_file")
+    if path is None:
+        return None
+    return (f"  Try: curl -u {app.config['BASIC_AUTH_USERNAME']}:$(cat {path}) -X POST "
+            f"'{base_url}/predict?text=me%20encanta'")

@@ -5,6 +5,8 @@ import stat
 
 import pytest
 
+from sentiment.auth import curl_hint
+
 from conftest import AUTH, PASSWORD, USERNAME, basic
 
 PROTECTED = [("post", "/predict"), ("post", "/feedback"), ("get", "/predictions"),
@@ -60,3 +62,15 @@ def test_generated_password_is_private_and_reused(make_app, tmp_path, capsys):
     assert client.post("/predict", json={"text": "hola"}, headers=AUTH).status_code == 401
     second = make_app(BASIC_AUTH_PASSWORD=None)
     assert second.config["BASIC_AUTH_PASSWORD"] == password
+
+
+def test_the_curl_hint_names_the_servers_own_address(make_app):
+    """`python app.py` prints a curl command for the generated password with
+    the address it listens on (PORT=5078: port 5078, not 5000); with the
+    password from the environment there is none."""
+    app = make_app(BASIC_AUTH_PASSWORD=None)
+    hint = curl_hint(app, "http://127.0.0.1:5078")
+    path = os.path.join(app.instance_path, "admin-password")
+    assert hint == (f"  Try: curl -u {USERNAME}:$(cat {path}) -X POST "
+                    "'http://127.0.0.1:5078/predict?text=me%20encanta'")
+    assert curl_hint(make_app(), "http://127.0.0.1:5078") is None
