@@ -69,6 +69,34 @@ static int append(Column_list *list, int64_t value)
     return 0;
 }
 
+/* Append `count` values; -1 on error. */
+static int append_all(Column_list *list, const int64_t *values, Py_ssize_t count)
+{
+    if (reserve(list, count) < 0)
+        return -1;
+    if (count)  /* an empty list may have no items yet: no memcpy from NULL */
+        memcpy(list->items + list->size, values, count * sizeof(int64_t));
+    list->size += count;
+    return 0;
+}
+
+/* Room for `size` bytes at *buffer (at least twice the room before, if it
+ * grows); -1 on error. */
+static int bytes_room(Py_UCS1 **buffer, Py_ssize_t *room, Py_ssize_t size)
+{
+    if (size <= *room)
+        return 0;
+    Py_ssize_t grow = size > 2 * *room ? size : 2 * *room;
+    Py_UCS1 *grown = PyMem_Realloc(*buffer, grow);
+    if (!grown) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *buffer = grown;
+    *room = grow;
+    return 0;
+}
+
 /* (columns, counts) as int64 bytes, what columns() and by_word() return.
  * (A NULL pointer, nothing found, would make None of a y#.) */
 static PyObject *columns_and_counts(const Column_list *found, const Column_list *counts)
@@ -230,9 +258,9 @@ typedef struct {
     Known *slots;
     uint64_t mask;
     Py_ssize_t used, limit;
-    unsigned char *keys;
-    int64_t *columns;
-    size_t keys_size, keys_room, columns_size, columns_room;
+    Py_UCS1 *keys;                  /* every word's bytes, one after another */
+    Py_ssize_t keys_size, keys_room;
+    Column_list columns;            /* every word's columns, one after another */
 } Word_cache;
 
 #define WORD_CACHE_NAME "sentiment._words.word_cache"
@@ -255,26 +283,7 @@ static void forget_all(Word_cache *cache)
 {
     memset(cache->slots, 0, (cache->mask + 1) * sizeof(Known));
     cache->used = 0;
-    cache->keys_size = cache->columns_size = 0;
-}
-
-/* Room for `more` items of `item_size` bytes after `size` in *buffer; -1
- * on error. */
-static int room_for(void **buffer, size_t *room, size_t size, size_t more, size_t item_size)
-{
-    if (size + more <= *room)
-        return 0;
-    size_t new_room = *room ? *room : 4096;
-    while (new_room < size + more)
-        new_room *= 2;
-    void *grown = PyMem_Realloc(*buffer, new_room * item_size);
-    if (!grown) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    *buffer = grown;
-    *room = new_room;
-    return 0;
+    cache->keys_size = cache->columns.size = 0;
 }
 
 /* Keeps the word's columns (int64, `count` of them); -1 on error. A word
@@ -285,23 +294,20 @@ static int remember_word(Word_cache *cache, const unsigned char *data, Py_ssize_
     if (known(cache, data, size) || size > UINT32_MAX || count > UINT32_MAX)
         return 0;  /* (too large: never the case for a word; just not kept) */
     if (cache->used >= cache->limit || cache->keys_size + size > UINT32_MAX
-        || cache->columns_size + count > UINT32_MAX)
+        || cache->columns.size + count > UINT32_MAX)
         forget_all(cache);
-    if (room_for((void **)&cache->keys, &cache->keys_room, cache->keys_size, size, 1) < 0 ||
-        room_for((void **)&cache->columns, &cache->columns_room, cache->columns_size, count,
-                 sizeof(int64_t)) < 0)
+    Py_ssize_t first = cache->columns.size;
+    if (bytes_room(&cache->keys, &cache->keys_room, cache->keys_size + size) < 0 ||
+        append_all(&cache->columns, columns, count) < 0)
         return -1;
     uint64_t hash = hash_of(data, size);
     uint64_t i = hash & cache->mask;
     while (cache->slots[i].length)
         i = (i + 1) & cache->mask;
     memcpy(cache->keys + cache->keys_size, data, size);
-    if (count)
-        memcpy(cache->columns + cache->columns_size, columns, count * sizeof(int64_t));
     cache->slots[i] = (Known){(uint32_t)(hash >> 32), (uint32_t)size, (uint32_t)cache->keys_size,
-                              (uint32_t)cache->columns_size, (uint32_t)count};
+                              (uint32_t)first, (uint32_t)count};
     cache->keys_size += size;
-    cache->columns_size += count;
     cache->used++;
     return 0;
 }
@@ -313,7 +319,7 @@ static void free_word_cache(PyObject *capsule)
         return;
     PyMem_Free(cache->slots);
     PyMem_Free(cache->keys);
-    PyMem_Free(cache->columns);
+    PyMem_Free(cache->columns.items);
     PyMem_Free(cache);
 }
 
@@ -544,21 +550,6 @@ typedef struct {
     Lookup *lookups;
     Py_ssize_t tokens_room;          /* of tokens, of words and of lookups */
 } Context;
-
-/* Room for `size` bytes at *buffer; -1 on error. */
-static int bytes_room(Py_UCS1 **buffer, Py_ssize_t *room, Py_ssize_t size)
-{
-    if (size <= *room)
-        return 0;
-    Py_UCS1 *grown = PyMem_Realloc(*buffer, size);
-    if (!grown) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    *buffer = grown;
-    *room = size;
-    return 0;
-}
 
 /* Adds the column of the slot, if the vocabulary has one; -1 on error. */
 static int add_column(Context *context, const Slot *slot)
@@ -801,13 +792,8 @@ static int extend(Column_list *list, PyObject *columns)
         PyErr_SetString(PyExc_TypeError, "a word's columns must be int64 bytes");
         return -1;
     }
-    Py_ssize_t count = PyBytes_GET_SIZE(columns) / (Py_ssize_t)sizeof(int64_t);
-    if (reserve(list, count) < 0)
-        return -1;
-    if (count)  /* an empty list may have no items yet: no memcpy from NULL */
-        memcpy(list->items + list->size, PyBytes_AS_STRING(columns), count * sizeof(int64_t));
-    list->size += count;
-    return 0;
+    return append_all(list, (const int64_t *)PyBytes_AS_STRING(columns),
+                      PyBytes_GET_SIZE(columns) / (Py_ssize_t)sizeof(int64_t));
 }
 
 PyDoc_STRVAR(by_word_doc,
@@ -819,17 +805,6 @@ PyDoc_STRVAR(by_word_doc,
 "missing(word)'s bytes are kept there. The result as for columns(). For\n"
 "character n-grams that never cross a word (char_wb).");
 
-/* missing(word)'s columns (int64 bytes, a new reference), or NULL. */
-static PyObject *columns_from_missing(PyObject *missing, PyObject *word)
-{
-    PyObject *columns = PyObject_CallOneArg(missing, word);
-    if (columns && (!PyBytes_Check(columns) || PyBytes_GET_SIZE(columns) % sizeof(int64_t))) {
-        PyErr_SetString(PyExc_TypeError, "a word's columns must be int64 bytes");
-        Py_CLEAR(columns);
-    }
-    return columns;
-}
-
 /* The columns of a Latin-1 word (its bytes; `word` its str, or NULL to
  * make one if needed) from the word cache, or from missing(), then kept
  * there; -1 on error. Nothing of the cache is held across missing(),
@@ -838,23 +813,18 @@ static int latin1_word(Column_list *found, Word_cache *cache, PyObject *missing,
                        const unsigned char *data, Py_ssize_t size, PyObject *word)
 {
     const Known *slot = known(cache, data, size);
-    if (slot) {
-        if (reserve(found, slot->count) < 0)
-            return -1;
-        /* reserve() may run no Python code: the slot is still good. */
-        if (slot->count)
-            memcpy(found->items + found->size, cache->columns + slot->first,
-                   slot->count * sizeof(int64_t));
-        found->size += slot->count;
-        return 0;
-    }
+    if (slot)  /* (append_all runs no Python code: the cache stays as it is;
+                * with no columns kept yet, items may be NULL) */
+        return slot->count ? append_all(found, cache->columns.items + slot->first, slot->count)
+                           : 0;
     PyObject *made = word ? NULL : PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, data, size);
     if (!word && !made)
         return -1;
-    PyObject *columns = columns_from_missing(missing, word ? word : made);
+    PyObject *columns = PyObject_CallOneArg(missing, word ? word : made);
     Py_XDECREF(made);
     if (!columns)
         return -1;
+    /* extend() refuses anything but int64 bytes before they are kept. */
     int failed = extend(found, columns) < 0 ||
         remember_word(cache, data, size, (const int64_t *)PyBytes_AS_STRING(columns),
                       PyBytes_GET_SIZE(columns) / (Py_ssize_t)sizeof(int64_t)) < 0;
