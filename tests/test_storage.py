@@ -1,6 +1,7 @@
 """How predictions are stored: batches in one statement, SQLite settings,
 tables created by several workers at once."""
 import base64
+import math
 import multiprocessing
 import os
 import runpy
@@ -18,7 +19,7 @@ from gunicorn.workers.sync import SyncWorker
 
 from conftest import AUTH, ROOT
 from sentiment import walcheckpoint
-from sentiment.db import Prediction, db
+from sentiment.db import Prediction, db, utcnow
 
 
 def test_batch_answer_is_what_was_stored(client):
@@ -503,3 +504,106 @@ def test_web_concurrency_sets_the_gunicorn_workers_on_any_database():
     settings = gunicorn_settings({"WEB_CONCURRENCY": "3",
                                   "DATABASE_URL": "postgresql://app@db/sentiment"})
     assert settings["workers"] == 3
+
+
+def prepared_statements(app):
+    """The names of the statements prepared on the pool's connection."""
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("SELECT name FROM pg_prepared_statements")
+            names = {row[0] for row in cursor.fetchall()}
+            cursor.close()
+            return names
+        finally:
+            raw.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_one_row_on_postgresql_is_stored_exactly_as_given(app):
+    """One row goes to PostgreSQL as text through a prepared statement:
+    every character, every bit of each float and each microsecond come back
+    as they were given."""
+    from datetime import datetime
+
+    from sentiment import service
+
+    texts = ["ñandú 😀 'comillas' \"dobles\" \\ barra\ny línea", "x" * 5000, "  espacios  ",
+             "\u00a0\u2028 raros \U0010fffd"]
+    floats = [0.1, 5e-324, 0.30000000000000004, -0.0, 1.0, 1 / 3, 2.2250738585072014e-308]
+    moments = [datetime(2026, 12, 5, 3, 4, 5, 678901), datetime(2026, 12, 5, 3, 4, 5),
+               datetime(1999, 1, 1, 0, 0, 0, 1)]
+    rows = [(text, "neutral", floats[i % 7], floats[(i + 1) % 7], floats[(i + 2) % 7],
+             floats[(i + 3) % 7], "v1 ñ", "usuaria ü", moments[i % 3])
+            for i, text in enumerate(texts * 2)]
+    with app.app_context():
+        inserts = service._inserts(db.engine)
+        ids = [inserts.store([row])[0] for row in rows]
+        stored = {p.id: p for p in db.session.execute(db.select(Prediction)).scalars()}
+    assert service._STATEMENT.decode() in prepared_statements(app)
+    for id_, row in zip(ids, rows):
+        p = stored[id_]
+        back = (p.text, p.label, p.score, p.p_negative, p.p_neutral, p.p_positive,
+                p.model_version, p.username, p.created_at)
+        assert back == row
+        assert [math.copysign(1, v) for v in back[2:6]] == [math.copysign(1, v) for v in row[2:6]]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_one_row_on_postgresql_after_its_statement_was_deallocated(app):
+    """psycopg may DEALLOCATE ALL on a connection (after a failed
+    transaction): the next one-row INSERT prepares its statement again and
+    stores the row, once."""
+    from sentiment import service
+
+    with app.app_context():
+        inserts = service._inserts(db.engine)
+        first = inserts.store([("antes", "neutral", 0.5, 0.2, 0.6, 0.2, "v1", "u", utcnow())])
+        raw = db.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("DEALLOCATE ALL")
+        finally:
+            raw.close()
+        second = inserts.store([("después", "neutral", 0.5, 0.2, 0.6, 0.2, "v1", "u", utcnow())])
+        texts = db.session.execute(db.select(Prediction.text).order_by(Prediction.id)).scalars()
+        assert list(texts) == ["antes", "después"]
+    assert second[0] > first[0]
+    assert service._STATEMENT.decode() in prepared_statements(app)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_one_row_that_libpq_would_cut_short_is_refused_by_psycopg(app):
+    """A NUL would end libpq's text value there: such a row goes to psycopg,
+    which refuses it, and nothing is stored."""
+    from sqlalchemy.exc import DBAPIError
+
+    from sentiment import service
+
+    with app.app_context():
+        with pytest.raises(DBAPIError, match="NUL"):
+            service._inserts(db.engine).store(
+                [("antes\0después", "neutral", 0.5, 0.2, 0.6, 0.2, "v1", "u", utcnow())])
+        assert db.session.execute(db.select(db.func.count(Prediction.id))).scalar_one() == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_one_row_on_a_postgresql_connection_not_in_utf8(make_app, database_url):
+    """A connection whose client encoding is not UTF-8 (set in the URL) gets
+    its rows through psycopg, which encodes them as the connection says."""
+    from sentiment import service
+
+    app = make_app(SQLALCHEMY_DATABASE_URI=database_url + "&client_encoding=LATIN1")
+    client = app.test_client()
+    response = client.post("/predict", json={"text": "el señor está contentísimo"},
+                           headers=AUTH)
+    assert response.status_code == 200
+    listed = client.get("/predictions?per_page=1", headers=AUTH).get_json()["items"]
+    assert listed[0]["text"] == "el señor está contentísimo"
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        try:
+            assert raw.driver_connection.info.encoding == "iso8859-1"
+        finally:
+            raw.close()
+    assert service._STATEMENT.decode() not in prepared_statements(app)
