@@ -361,7 +361,7 @@ class _Inserts:
                     # and the INSERT, which never ran, tried once more.
                     del raw.info[_PREPARED]
                     continue
-                raise self.psycopg_errors.error_from_result(result, encoding="utf-8")
+                raise self._error(pgconn, result)
         except self.driver_error as exc:
             if raw is not None and self.engine.dialect.is_disconnect(exc, raw.dbapi_connection,
                                                                       None):
@@ -379,8 +379,16 @@ class _Inserts:
             return False
         result = pgconn.prepare(_STATEMENT, self.prepared)
         if result.status != self.pq.ExecStatus.COMMAND_OK:
-            raise self.psycopg_errors.error_from_result(result, encoding="utf-8")
+            raise self._error(pgconn, result)
         return True
+
+    def _error(self, pgconn, result):
+        """psycopg's exception for a failed result: the server's error, or
+        OperationalError where the connection was lost (that answer has no
+        SQLSTATE), as psycopg's cursor raises it."""
+        if pgconn.status != self.pq.ConnStatus.OK:
+            return self.psycopg_errors.OperationalError(pgconn.get_error_message())
+        return self.psycopg_errors.error_from_result(result, encoding="utf-8")
 
 
 # The one-row INSERT's name on each connection (psycopg's own are _pg3_*),

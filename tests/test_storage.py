@@ -607,3 +607,40 @@ def test_one_row_on_a_postgresql_connection_not_in_utf8(make_app, database_url):
         finally:
             raw.close()
     assert service._STATEMENT.decode() not in prepared_statements(app)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_one_row_on_a_connection_the_server_ended_is_an_operational_error(app, database_url):
+    """The one-row INSERT on a connection PostgreSQL has ended raises what
+    psycopg's cursor raised there, SQLAlchemy's OperationalError (a 503),
+    and the next INSERT, on a new connection, stores its row."""
+    from sqlalchemy.exc import OperationalError
+
+    from sentiment import service
+
+    row = ("antes", "neutral", 0.5, 0.2, 0.6, 0.2, "v1", "u", utcnow())
+    with app.app_context():
+        inserts = service._inserts(db.engine)
+        inserts.store([row])
+        raw = db.engine.raw_connection()
+        try:
+            pid = raw.driver_connection.info.backend_pid
+        finally:
+            raw.close()
+    killer = sqlalchemy.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with killer.connect() as conn:
+            assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar_one()
+            deadline = time.monotonic() + 10
+            while conn.exec_driver_sql(
+                    f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}").scalar_one():
+                assert time.monotonic() < deadline, "PostgreSQL did not end the connection"
+                time.sleep(0.01)
+    finally:
+        killer.dispose()
+    with app.app_context():
+        with pytest.raises(OperationalError):
+            inserts.store([row])
+        inserts.store([("después",) + row[1:]])
+        texts = db.session.execute(db.select(Prediction.text).order_by(Prediction.id)).scalars()
+        assert list(texts) == ["antes", "después"]
