@@ -317,10 +317,7 @@ class _Inserts:
                     if not driver.closed:
                         driver.autocommit = False
         except self.driver_error as exc:
-            if raw is not None and self.engine.dialect.is_disconnect(exc, raw.dbapi_connection,
-                                                                      cursor):
-                raw.invalidate(exc)
-            raise DBAPIError.instance(sql, parameters, exc, self.driver_error) from exc
+            raise self._database_error(exc, raw, cursor, sql, parameters) from exc
         finally:
             if cursor is not None:
                 cursor.close()
@@ -328,6 +325,15 @@ class _Inserts:
                 # Back to the pool, which rolls back anything left uncommitted.
                 raw.close()
         return answer
+
+    def _database_error(self, exc, raw, cursor, sql, parameters):
+        """The driver's error `exc` as SQLAlchemy's (a 503, like any other
+        database error), its connection `raw` (None if none was had) thrown
+        away if the server dropped it, rather than pooled again."""
+        if raw is not None and self.engine.dialect.is_disconnect(exc, raw.dbapi_connection,
+                                                                  cursor):
+            raw.invalidate(exc)
+        return DBAPIError.instance(sql, parameters, exc, self.driver_error)
 
     def _one_row_in_postgres(self, values, row):
         """One row's INSERT on PostgreSQL through libpq itself (psycopg.pq),
@@ -339,8 +345,8 @@ class _Inserts:
         autocommit, and leaves the connection idle, as psycopg expects it.
         In one process, the worker's CPU for a one-row INSERT went from
         156 us (pool, autocommit switch, psycopg's cursor) to 45. Errors are
-        psycopg's, made from the server's answer, and go the way of
-        _alone's.
+        psycopg's, made from the server's answer, and become SQLAlchemy's
+        as _alone's do (_database_error).
         """
         raw = None
         try:
@@ -361,13 +367,9 @@ class _Inserts:
                     # and the INSERT, which never ran, tried once more.
                     del raw.info[_PREPARED]
                     continue
-                raise self._error(pgconn, result)
+                raise self._psycopg_error(pgconn, result)
         except self.driver_error as exc:
-            if raw is not None and self.engine.dialect.is_disconnect(exc, raw.dbapi_connection,
-                                                                      None):
-                raw.invalidate(exc)
-            raise DBAPIError.instance(self.prepared.decode(), row, exc,
-                                      self.driver_error) from exc
+            raise self._database_error(exc, raw, None, self.prepared.decode(), row) from exc
         finally:
             if raw is not None:
                 raw.close()
@@ -379,10 +381,10 @@ class _Inserts:
             return False
         result = pgconn.prepare(_STATEMENT, self.prepared)
         if result.status != self.pq.ExecStatus.COMMAND_OK:
-            raise self._error(pgconn, result)
+            raise self._psycopg_error(pgconn, result)
         return True
 
-    def _error(self, pgconn, result):
+    def _psycopg_error(self, pgconn, result):
         """psycopg's exception for a failed result: the server's error, or
         OperationalError where the connection was lost (that answer has no
         SQLSTATE), as psycopg's cursor raises it."""

@@ -385,22 +385,9 @@ def test_workers_racing_to_create_the_tables_retry(make_app, monkeypatch):
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_postgresql_connections_dropped_by_the_server_are_replaced(make_app, database_url):
-    """PostgreSQL ends the service's connections (a restart, an idle
-    timeout, an administrator): a prediction on such a pooled connection
-    answers 503 having stored nothing, the dead connection is thrown away
-    rather than pooled again, and later requests are stored as usual."""
-    app = make_app(AUTH_RECHECK_SECONDS=60)
-    client = app.test_client()
-    pids = set()
-    with app.app_context():
-        sqlalchemy.event.listen(db.engine, "checkout",
-                                lambda dbapi, record, proxy: pids.add(dbapi.info.backend_pid))
-    for body in ({"text": "antes"}, {"texts": ["uno", "dos"]}, {"text": "otra vez"}):
-        assert client.post("/predict", json=body, headers=AUTH).status_code == 200
-    with app.app_context():
-        db.session.remove()
+def terminate_backends(database_url, pids):
+    """End these PostgreSQL backends as an administrator would, and wait
+    until they are gone; how many were there to end."""
     # Autocommit: a transaction would see pg_stat_activity as of its start.
     killer = sqlalchemy.create_engine(database_url, isolation_level="AUTOCOMMIT")
     try:
@@ -417,6 +404,26 @@ def test_postgresql_connections_dropped_by_the_server_are_replaced(make_app, dat
                 time.sleep(0.01)
     finally:
         killer.dispose()
+    return killed
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgresql_connections_dropped_by_the_server_are_replaced(make_app, database_url):
+    """PostgreSQL ends the service's connections (a restart, an idle
+    timeout, an administrator): a prediction on such a pooled connection
+    answers 503 having stored nothing, the dead connection is thrown away
+    rather than pooled again, and later requests are stored as usual."""
+    app = make_app(AUTH_RECHECK_SECONDS=60)
+    client = app.test_client()
+    pids = set()
+    with app.app_context():
+        sqlalchemy.event.listen(db.engine, "checkout",
+                                lambda dbapi, record, proxy: pids.add(dbapi.info.backend_pid))
+    for body in ({"text": "antes"}, {"texts": ["uno", "dos"]}, {"text": "otra vez"}):
+        assert client.post("/predict", json=body, headers=AUTH).status_code == 200
+    with app.app_context():
+        db.session.remove()
+    killed = terminate_backends(database_url, pids)
     assert killed >= 1
     answers = [(text, client.post("/predict", json={"text": text}, headers=AUTH))
                for text in [f"después {i}" for i in range(killed + 2)]]
@@ -627,17 +634,7 @@ def test_one_row_on_a_connection_the_server_ended_is_an_operational_error(app, d
             pid = raw.driver_connection.info.backend_pid
         finally:
             raw.close()
-    killer = sqlalchemy.create_engine(database_url, isolation_level="AUTOCOMMIT")
-    try:
-        with killer.connect() as conn:
-            assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar_one()
-            deadline = time.monotonic() + 10
-            while conn.exec_driver_sql(
-                    f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}").scalar_one():
-                assert time.monotonic() < deadline, "PostgreSQL did not end the connection"
-                time.sleep(0.01)
-    finally:
-        killer.dispose()
+    assert terminate_backends(database_url, [pid]) == 1
     with app.app_context():
         with pytest.raises(OperationalError):
             inserts.store([row])
