@@ -35,11 +35,14 @@ def default_workers(environ=os.environ, cpus=None):
 workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers())
 # gunicorn's sync worker, but a connection is served once its request has
 # begun to arrive (an idle one held a worker until the worker timeout killed
-# it), and its end does not wait for the client's close
-# (sentiment/worker.py, sentiment/lingering.py).
+# it), its end does not wait for the client's close, and it is kept alive
+# for the client's next request (sentiment/worker.py, sentiment/lingering.py).
 worker_class = "sentiment.worker.SyncWorker"
 timeout = 30
 graceful_timeout = 30
+# Seconds a connection waits for its next request, without holding the
+# worker (0: close each connection after its answer, as gunicorn's own sync
+# worker does).
 keepalive = 5
 # Every worker loads the model itself and then watches the file; a new
 # model needs no restart, and `kill -HUP` reloads code gracefully.

@@ -6,25 +6,31 @@ request) share.
 A socket is known by its file descriptor's number, and the number goes
 to the next socket as soon as this one is closed. So an entry leaves the
 epoll set before its socket is closed, and a deadline applies only to the
-very socket it was set for, not to a later one with the same number.
+very watch it was set for: not to a later socket with the same number, nor
+to the same socket watched again (a kept-alive connection waits here
+between its requests, each time with a new deadline).
 """
-import collections
 import contextlib
+import heapq
+import itertools
 import select
 import time
 
 
 class SocketSet:
     """Sockets and what their owner keeps with each, watched for something
-    to read; each waits `seconds` (or what watch() says), in the order
-    they came: a later deadline never comes before an earlier one's."""
+    to read; each waits `seconds`, or what watch() says."""
 
     def __init__(self, seconds):
         self.seconds = seconds
         self._epoll = select.epoll()
         # fd -> [socket, *what the owner keeps with it]
         self._entries = {}
-        self._deadlines = collections.deque()  # (deadline, fd, socket), oldest first
+        # fd -> the number of its current watch; a heap of (deadline, that
+        # number, fd), the nearest first (deadlines of different lengths).
+        self._watches = {}
+        self._deadlines = []
+        self._numbers = itertools.count()
 
     def fileno(self):
         """The epoll set's own descriptor: readable when a socket is."""
@@ -35,9 +41,11 @@ class SocketSet:
 
     def watch(self, sock, *kept, seconds=None):
         fd = sock.fileno()
+        number = next(self._numbers)
         self._entries[fd] = [sock, *kept]
-        self._deadlines.append(
-            (time.monotonic() + (self.seconds if seconds is None else seconds), fd, sock))
+        self._watches[fd] = number
+        heapq.heappush(self._deadlines, (
+            time.monotonic() + (self.seconds if seconds is None else seconds), number, fd))
         self._epoll.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
 
     def entry(self, sock):
@@ -69,7 +77,7 @@ class SocketSet:
             self._close_first()
 
     def close_oldest(self):
-        """Close the socket that has waited longest (to make room)."""
+        """Close the socket nearest its deadline (to make room)."""
         while self._deadlines and not self._close_first():
             pass
 
@@ -81,29 +89,30 @@ class SocketSet:
         """Until the first deadline (None without sockets)."""
         # Deadlines of sockets taken out since: no wake-up for them.
         while self._deadlines and not self._current(self._deadlines[0]):
-            self._deadlines.popleft()
+            heapq.heappop(self._deadlines)
         if not self._deadlines:
             return None
         return max(0.0, self._deadlines[0][0] - time.monotonic())
 
     def _current(self, deadline):
-        _, fd, sock = deadline
-        entry = self._entries.get(fd)
-        return entry is not None and entry[0] is sock
+        _, number, fd = deadline
+        return self._watches.get(fd) == number
 
     def _close_first(self):
-        """Close the first deadline's socket if it is still in the set;
-        whether it was."""
-        first = self._deadlines.popleft()
+        """Close the first deadline's socket if that deadline is still its
+        own; whether it was."""
+        first = heapq.heappop(self._deadlines)
         if not self._current(first):
             return False
-        _, fd, sock = first
+        fd = first[2]
+        sock = self._entries[fd][0]
         self._remove(fd)
         sock.close()
         return True
 
     def _remove(self, fd):
         del self._entries[fd]
+        del self._watches[fd]
         # Before any close: once closed, the number goes to the next socket.
         with contextlib.suppress(OSError, ValueError):
             self._epoll.unregister(fd)

@@ -101,6 +101,49 @@ def call(base, path, body=None, auth=None, method=None, timeout=30):
         return exc.code, json.loads(exc.read())
 
 
+def read_answer(sock):
+    """(head, body) of one HTTP answer read from a socket, up to the end of
+    its body (Content-Length), leaving the connection as it is."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before the answer's head: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before the answer's end"
+        body += chunk
+    return head, body
+
+
+class KeptConnection:
+    """(status, JSON body) of requests over one kept-alive connection, as a
+    requests.Session or a browser sends them: http.client opens a new one
+    only where the server said "Connection: close"."""
+
+    def __init__(self, base, auth, timeout=30):
+        import http.client
+        import urllib.parse
+        address = urllib.parse.urlsplit(base)
+        self.connection = http.client.HTTPConnection(address.hostname, address.port,
+                                                     timeout=timeout)
+        self.auth = auth
+
+    def call(self, path, body=None):
+        import json
+        headers = {"Authorization": self.auth, "Content-Type": "application/json"}
+        self.connection.request("GET" if body is None else "POST", path,
+                                None if body is None else json.dumps(body), headers)
+        response = self.connection.getresponse()
+        return response.status, json.loads(response.read())
+
+    def close(self):
+        self.connection.close()
+
+
 class Gunicorn:
     """`gunicorn app:app` on a free loopback port, in its own process group
     so a test can SIGKILL master and workers at once."""

@@ -8,26 +8,12 @@ import pytest
 from gunicorn import util
 
 from conftest import AUTH, PASSWORD, USERNAME
-from helpers import Gunicorn, raw_predict_request
+from helpers import Gunicorn, raw_predict_request, read_answer
 from sentiment import lingering
 from sentiment.lingering import Lingering
 
-REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-
-
-def read_answer(sock):
-    """One HTTP answer's head, read up to the end of its body."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"closed before the answer's head: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head
+# A client that asks the server to end the connection after the answer.
+REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
 
 def test_a_client_keeping_its_connection_open_does_not_hold_the_only_worker(
@@ -40,12 +26,12 @@ def test_a_client_keeping_its_connection_open_does_not_hold_the_only_worker(
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as first:
             first.sendall(REQUEST)
-            assert read_answer(first).startswith(b"HTTP/1.1 200")
+            assert read_answer(first)[0].startswith(b"HTTP/1.1 200")
             # `first` stays open while the second client asks.
             started = time.monotonic()
             with socket.create_connection(("127.0.0.1", server.port), timeout=10) as second:
                 second.sendall(REQUEST)
-                assert read_answer(second).startswith(b"HTTP/1.1 200")
+                assert read_answer(second)[0].startswith(b"HTTP/1.1 200")
             waited = time.monotonic() - started
             # The server did end the first connection: its FIN came.
             assert first.recv(1) == b""

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import PASSWORD, USERNAME
-from helpers import Gunicorn, run_train, write_tiny_corpus
+from helpers import Gunicorn, KeptConnection, run_train, write_tiny_corpus
 from helpers import call as http_call
 from sentiment.model import read_header
 
@@ -75,12 +75,18 @@ def test_hup_and_a_new_model_under_load_lose_no_request(server, tmp_path):
     answers, failures = [], []
 
     def client(n):
+        # Half the clients keep their connection alive between requests: a
+        # worker told to stop must answer what comes on it, not close it.
+        kept = KeptConnection(base, f"Basic {TOKEN}") if n % 2 else None
         i = 0
         while not stop.is_set():
             i += 1
+            text = {"text": f"cliente {n} pedido {i} me encanta"}
             try:
-                status, body = call(base, "/predict", {"text": f"cliente {n} pedido {i} me encanta"},
-                                    timeout=30)
+                if kept is None:
+                    status, body = call(base, "/predict", text, timeout=30)
+                else:
+                    status, body = kept.call("/predict", text)
             except Exception as exc:  # a refused or dropped connection is a lost request
                 failures.append(repr(exc))
                 continue
@@ -88,6 +94,8 @@ def test_hup_and_a_new_model_under_load_lose_no_request(server, tmp_path):
                 answers.append(body)
             else:
                 failures.append((status, body))
+        if kept is not None:
+            kept.close()
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
     for thread in threads:
