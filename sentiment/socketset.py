@@ -42,11 +42,16 @@ class SocketSet:
     def watch(self, sock, *kept, seconds=None):
         fd = sock.fileno()
         number = next(self._numbers)
+        self._epoll.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
         self._entries[fd] = [sock, *kept]
         self._watches[fd] = number
+        if len(self._deadlines) > 2 * len(self._watches) + 64:
+            # Deadlines of sockets taken out wait in the heap until they come
+            # first: under load, far more of them than sockets.
+            self._deadlines = [d for d in self._deadlines if self._current(d)]
+            heapq.heapify(self._deadlines)
         heapq.heappush(self._deadlines, (
             time.monotonic() + (self.seconds if seconds is None else seconds), number, fd))
-        self._epoll.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
 
     def entry(self, sock):
         """The entry ([sock, *kept]) of this very socket, or None."""

@@ -12,7 +12,7 @@ This worker serves a connection once its request has begun to arrive.
 Until then the connection waits in an epoll set that the worker's select()
 watches beside its listening sockets: at most IDLE_SECONDS, and at most
 MAX_IDLE connections (1,000, or a quarter of the descriptors; past that
-the one waiting longest is closed). A worker told to stop serves those
+the one nearest its deadline is closed). A worker told to stop serves those
 whose request comes within STOP_SECONDS, since no other worker can.
 
 While a request is served, a read, or a write's progress, that waits
@@ -35,9 +35,10 @@ client that sends request after request (a browser, a requests.Session, a
 proxy keeping its upstream connections, wrk) then skips a TCP handshake,
 an accept() and a close per request: hello-world 4,900 -> 6,600 req/s,
 one-text predictions +18 % (README, sixteenth round). The connection is
-closed instead where the worker is stopping, the answer ended in an error,
-the request asked for it, or the application left more than a little of
-the request's body unread.
+closed instead where the answer ended in an error or fell short of its
+Content-Length, the request asked for it, or the application left more
+than a little of the request's body unread; and, with gunicorn's certfile,
+after every answer, as gunicorn does.
 """
 import errno
 import fcntl
@@ -52,6 +53,7 @@ import time
 
 from gunicorn import http, util
 from gunicorn.http import wsgi
+from gunicorn.http.body import LengthReader
 from gunicorn.workers import sync
 
 from . import lingering
@@ -74,6 +76,11 @@ STOP_SECONDS = 2.0
 # and is no larger than gunicorn's own bound (64 KiB); otherwise the
 # connection is closed (an answer given before a large body arrived, a 413).
 DRAIN_SECONDS = 0.1
+MAX_DRAIN = 65536
+# Requests a client sent ahead that one turn of the worker serves: past that
+# the connection is closed, and the client sends the rest again (RFC 9112,
+# section 9.3.2), so that one connection cannot keep the others waiting.
+MAX_AHEAD = 16
 
 
 class IdleConnections(SocketSet):
@@ -268,14 +275,17 @@ class SyncWorker(sync.SyncWorker):
         try:
             if parser is None:
                 parser = http.get_parser(self.cfg, client, addr)
-            while True:
+            for _ in range(MAX_AHEAD + 1):
+                request = None
                 request = next(parser)
                 self._answer = None
                 self.handle_request(listener, request, client, addr)
-                kept = self._may_serve_another(parser)
-                if not kept or not _has_buffered(parser):
+                kept = self._may_serve_another(parser, client)
+                if not kept or not _request_ahead(parser):
                     break
                 self.notify()  # the client sent its next request ahead
+            else:
+                kept = False  # its turn is over; the client sends the rest again
         except (http.errors.NoMoreData, StopIteration):
             kept = False  # the client closed, or the answer was cut short
         except OSError as exc:
@@ -287,24 +297,72 @@ class SyncWorker(sync.SyncWorker):
             kept = False
             self.handle_error(request, client, addr, exc)
         finally:
-            if kept:
+            self._keep_or_close(kept, listener, client, addr, parser)
+
+    def _keep_or_close(self, kept, listener, client, addr, parser):
+        if kept:
+            try:
                 self.idle.add(listener, client, addr, parser, seconds=self.cfg.keepalive)
-            else:
-                util.close_graceful(client)
+                return
+            except (OSError, ValueError):
+                pass  # not watched: closed like any other
+        util.close_graceful(client)
 
-    def _may_serve_another(self, parser):
+    def _may_serve_another(self, parser, client):
         """Whether the connection stays open after this answer: the answer
-        said so, and what the application left of the body is read and
-        dropped at once. A worker told to stop meanwhile still keeps it:
-        _serve_parked_before_exit answers a request that comes within
-        STOP_SECONDS, with "Connection: close", where closing now would
-        reset one already on its way."""
+        said so and carried all it announced, and what the application left
+        of the body is read and dropped within DRAIN_SECONDS. A worker told
+        to stop meanwhile still keeps it: _serve_parked_before_exit answers
+        a request that comes within STOP_SECONDS, with "Connection: close",
+        where closing now would reset one already on its way."""
         answer = self._answer
-        return (answer is not None and not answer.should_close()
-                and parser.finish_body(deadline=time.monotonic() + DRAIN_SECONDS))
+        if answer is None or answer.should_close():
+            return False
+        # Fewer bytes than its Content-Length: the next answer would be read
+        # as the rest of this one. (A file sent with sendfile() does not
+        # count its bytes: such answers close, as before.)
+        length = answer.response_length
+        if length is not None and answer.sent < length and not answer._omits_body:
+            return False
+        return _drain(parser, client, DRAIN_SECONDS)
 
 
-def _has_buffered(parser):
-    """Whether the client's next request has begun in the parser's buffer
-    (sent before the last answer): epoll would not see it."""
-    return parser.unreader.buf.seek(0, io.SEEK_END) > 0
+def _drain(parser, client, seconds):
+    """Read and drop what is left of the request's body, if it is no more
+    than 64 KiB and arrives within `seconds` in all; whether it did. The
+    parser's own bound applies to each read, so every read from the socket
+    here gets only what is left of `seconds`."""
+    body = parser.mesg.body
+    if (isinstance(body.reader, LengthReader) and body.reader.length == 0
+            and not body.buf.getvalue()):
+        return True  # read to its end, as nearly every body is
+    unreader = parser.unreader
+    deadline = time.monotonic() + seconds
+    read_socket = unreader.chunk
+
+    def bounded(*args, **kwargs):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the body did not arrive in time")
+        client.settimeout(left)
+        return read_socket(*args, **kwargs)
+
+    unreader.chunk = bounded
+    try:
+        return parser.finish_body(max_bytes=MAX_DRAIN)
+    except Exception:
+        # A body that cannot be read to its end (a malformed chunk, say):
+        # where the next request starts is unknown.
+        return False
+    finally:
+        del unreader.chunk
+        client.settimeout(CLIENT_TIMEOUT)
+
+
+def _request_ahead(parser):
+    """Whether a whole request head the client sent ahead of the last
+    answer waits in the parser's buffer, where epoll cannot see it. Part of
+    one (or the CRLF some clients send after a body) waits with the
+    connection among the idle ones until the rest arrives."""
+    unreader = parser.unreader
+    return b"\r\n\r\n" in unreader.buf.getvalue()
