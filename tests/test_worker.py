@@ -1,5 +1,6 @@
 """gunicorn's sync worker with idle connections set aside and each read of
 a request bounded (sentiment/worker.py), on a real gunicorn."""
+import contextlib
 import json
 import os
 import signal
@@ -182,31 +183,34 @@ def test_requests_sent_ahead_on_a_connection_are_answered_in_order(one_worker_on
     assert json.loads(second.partition(b"\r\n\r\n")[2])["label"] == "negative"
 
 
-def test_a_kept_connection_is_closed_after_the_keepalive_time(shipped_model, tmp_path):
-    server = start_one_worker(shipped_model, f"sqlite:///{tmp_path / 'db.sqlite'}",
-                              tmp_path / "gunicorn.log", GUNICORN_CMD_ARGS="--keep-alive 1")
-    try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as kept:
-            kept.sendall(HEALTH)
-            assert read_answer(kept)[0].startswith(b"HTTP/1.1 200")
-            started = time.monotonic()
-            assert kept.recv(1) == b""
-            assert 0.8 < time.monotonic() - started < 3
-    finally:
-        server.stop()
-
-
-def test_keepalive_0_closes_each_connection_after_its_answer(shipped_model, tmp_path):
-    server = start_one_worker(shipped_model, f"sqlite:///{tmp_path / 'db.sqlite'}",
-                              tmp_path / "gunicorn.log", GUNICORN_CMD_ARGS="--keep-alive 0")
+@contextlib.contextmanager
+def a_connection_answered_once(model, tmp_path, keepalive):
+    """(the connection, the head of its first answer) on one worker with
+    gunicorn's keepalive set to `keepalive` seconds."""
+    server = start_one_worker(model, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                              tmp_path / "gunicorn.log",
+                              GUNICORN_CMD_ARGS=f"--keep-alive {keepalive}")
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
             client.sendall(HEALTH)
             head, _ = read_answer(client)
-            assert head.startswith(b"HTTP/1.1 200") and header(head, b"connection") == b"close"
-            assert read_to_end(client) == b""
+            assert head.startswith(b"HTTP/1.1 200")
+            yield client, head
     finally:
         server.stop()
+
+
+def test_a_kept_connection_is_closed_after_the_keepalive_time(shipped_model, tmp_path):
+    with a_connection_answered_once(shipped_model, tmp_path, 1) as (kept, _):
+        started = time.monotonic()
+        assert kept.recv(1) == b""
+        assert 0.8 < time.monotonic() - started < 3
+
+
+def test_keepalive_0_closes_each_connection_after_its_answer(shipped_model, tmp_path):
+    with a_connection_answered_once(shipped_model, tmp_path, 0) as (client, head):
+        assert header(head, b"connection") == b"close"
+        assert read_to_end(client) == b""
 
 
 def test_a_body_left_unread_ends_the_connection_after_the_answer(one_worker_on_sqlite):
