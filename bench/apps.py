@@ -33,6 +33,9 @@ auth_only.config.update(
         tempfile.gettempdir(), f"bench-auth-{os.getppid()}.sqlite"),
 )
 db.init_app(auth_only)
+# Without BASIC_AUTH_PASSWORD the sign-in writes a generated one there, as
+# the service does (create_app makes the folder; a fresh clone has none).
+os.makedirs(auth_only.instance_path, exist_ok=True)
 auth.init_app(auth_only)
 
 
