@@ -33,8 +33,8 @@ while its client thinks; here it waits for its next request in the same
 epoll set, like a new connection, for gunicorn's `keepalive` seconds. A
 client that sends request after request (a browser, a requests.Session, a
 proxy keeping its upstream connections, wrk) then skips a TCP handshake,
-an accept() and a close per request: hello-world 4,900 -> 6,600 req/s,
-one-text predictions +18 % (README, sixteenth round). The connection is
+an accept() and a close per request: hello-world 4,908 -> 6,247 req/s,
+one-text predictions +14 % (README, sixteenth round). The connection is
 closed instead where the answer ended in an error or fell short of its
 Content-Length, the request asked for it, or the application left more
 than a little of the request's body unread; and, with gunicorn's certfile,
