@@ -42,7 +42,6 @@ after every answer, as gunicorn does.
 """
 import errno
 import fcntl
-import io
 import logging
 import os
 import select
