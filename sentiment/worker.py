@@ -340,10 +340,10 @@ def _drain(parser, client, seconds):
     read_socket = unreader.chunk
 
     def bounded(*args, **kwargs):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the body did not arrive in time")
-        client.settimeout(left)
+        # Past the deadline, what has already arrived is still read (a
+        # worker kept off the CPU for a while must not close a connection
+        # whose body is there); reading on would raise BlockingIOError.
+        client.settimeout(max(0.0, deadline - time.monotonic()))
         return read_socket(*args, **kwargs)
 
     unreader.chunk = bounded

@@ -101,22 +101,34 @@ def call(base, path, body=None, auth=None, method=None, timeout=30):
         return exc.code, json.loads(exc.read())
 
 
+def read_answers(sock, count):
+    """[(head, body)] of the next `count` HTTP answers on a socket, each read
+    up to the end of its body (Content-Length); answers that arrive together
+    are split. More than `count` answers arriving at once fails: a test
+    reading answers sent ahead asks for all of them in one call."""
+    answers, data = [], b""
+    while len(answers) < count:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before answer {len(answers) + 1}'s head: {data!r}"
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        while len(data) < length:
+            chunk = sock.recv(length - len(data))
+            assert chunk, "closed before the answer's end"
+            data += chunk
+        answers.append((head, data[:length]))
+        data = data[length:]
+    assert data == b"", "more arrived than was asked for"
+    return answers
+
+
 def read_answer(sock):
     """(head, body) of one HTTP answer read from a socket, up to the end of
     its body (Content-Length), leaving the connection as it is."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"closed before the answer's head: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "closed before the answer's end"
-        body += chunk
-    return head, body
+    return read_answers(sock, 1)[0]
 
 
 class KeptConnection:
