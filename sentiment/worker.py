@@ -275,7 +275,8 @@ class SyncWorker(sync.SyncWorker):
             if parser is None:
                 parser = http.get_parser(self.cfg, client, addr)
             for _ in range(MAX_AHEAD + 1):
-                request = None
+                # Whatever fails before the answer is done closes the connection.
+                kept, request = False, None
                 request = next(parser)
                 self._answer = None
                 self.handle_request(listener, request, client, addr)
@@ -286,14 +287,12 @@ class SyncWorker(sync.SyncWorker):
             else:
                 kept = False  # its turn is over; the client sends the rest again
         except (http.errors.NoMoreData, StopIteration):
-            kept = False  # the client closed, or the answer was cut short
+            pass  # the client closed, or the answer was cut short
         except OSError as exc:
-            kept = False
             if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
                 # The message _quiet_client_timeouts looks for.
                 self.log.exception("Socket error processing request.")
         except BaseException as exc:
-            kept = False
             self.handle_error(request, client, addr, exc)
         finally:
             self._keep_or_close(kept, listener, client, addr, parser)
@@ -328,9 +327,9 @@ class SyncWorker(sync.SyncWorker):
 
 def _drain(parser, client, seconds):
     """Read and drop what is left of the request's body, if it is no more
-    than 64 KiB and arrives within `seconds` in all; whether it did. The
-    parser's own bound applies to each read, so every read from the socket
-    here gets only what is left of `seconds`."""
+    than 64 KiB and has arrived by the end of `seconds`; whether it did.
+    finish_body's own deadline would bound each read, not all of them: here
+    every read from the socket gets only what is left of `seconds`."""
     body = parser.mesg.body
     if (isinstance(body.reader, LengthReader) and body.reader.length == 0
             and not body.buf.getvalue()):

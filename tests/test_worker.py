@@ -31,12 +31,17 @@ def one_worker(shipped_model, database_url, tmp_path):
     server.stop()
 
 
+def start_on_sqlite(model, tmp_path, **env):
+    """start_one_worker for what does not depend on the database."""
+    return start_one_worker(model, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                            tmp_path / "gunicorn.log", **env)
+
+
 @pytest.fixture
 def one_worker_patient(shipped_model, tmp_path):
     """one_worker_on_sqlite, but waiting 5 s on a quiet client: a test of
     what should happen at once then has 5 s of room against a wait."""
-    server = start_one_worker(shipped_model, f"sqlite:///{tmp_path / 'db.sqlite'}",
-                              tmp_path / "gunicorn.log", GUNICORN_CLIENT_TIMEOUT="5")
+    server = start_on_sqlite(shipped_model, tmp_path, GUNICORN_CLIENT_TIMEOUT="5")
     yield server
     server.stop()
 
@@ -44,8 +49,7 @@ def one_worker_patient(shipped_model, tmp_path):
 @pytest.fixture
 def one_worker_on_sqlite(shipped_model, tmp_path):
     """one_worker for what does not depend on the database."""
-    server = start_one_worker(shipped_model, f"sqlite:///{tmp_path / 'db.sqlite'}",
-                              tmp_path / "gunicorn.log")
+    server = start_on_sqlite(shipped_model, tmp_path)
     yield server
     server.stop()
 
@@ -147,6 +151,8 @@ def test_a_connection_waiting_for_its_request_is_served_by_a_worker_told_to_stop
 
 
 HEALTH = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+# Credentials of no user: a 401, answered before the request's body is read.
+NOBODY = "Basic bm9ib2R5Om5vdGhpbmc="
 
 
 def header(head, name):
@@ -192,9 +198,7 @@ def test_requests_sent_ahead_on_a_connection_are_answered_in_order(one_worker_on
 def a_connection_answered_once(model, tmp_path, keepalive):
     """(the connection, the head of its first answer) on one worker with
     gunicorn's keepalive set to `keepalive` seconds."""
-    server = start_one_worker(model, f"sqlite:///{tmp_path / 'db.sqlite'}",
-                              tmp_path / "gunicorn.log",
-                              GUNICORN_CMD_ARGS=f"--keep-alive {keepalive}")
+    server = start_on_sqlite(model, tmp_path, GUNICORN_CMD_ARGS=f"--keep-alive {keepalive}")
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
             client.sendall(HEALTH)
@@ -223,7 +227,7 @@ def test_a_body_left_unread_ends_the_connection_after_the_answer(one_worker_pati
     leaves the body on the connection; read as the next request it would be
     garbage. Up to 64 KiB is read and dropped, more closes the connection."""
     body = json.dumps({"text": "x" * 100_000}).encode()
-    request = raw_predict_request(body, "Basic bm9ib2R5Om5vdGhpbmc=")
+    request = raw_predict_request(body, NOBODY)
     with socket.create_connection(("127.0.0.1", one_worker_patient.port), timeout=10) as client:
         client.sendall(request)
         head, _ = read_answer(client)
@@ -235,7 +239,7 @@ def test_a_body_left_unread_ends_the_connection_after_the_answer(one_worker_pati
         assert time.monotonic() - started < 2.5
     with socket.create_connection(("127.0.0.1", one_worker_patient.port), timeout=10) as client:
         small = json.dumps({"text": "bien"}).encode()
-        client.sendall(raw_predict_request(small, "Basic bm9ib2R5Om5vdGhpbmc=") + HEALTH)
+        client.sendall(raw_predict_request(small, NOBODY) + HEALTH)
         (first, _), (second, _) = read_answers(client, 2)
         assert first.startswith(b"HTTP/1.1 401")
         assert second.startswith(b"HTTP/1.1 200")  # the small body was dropped
@@ -255,7 +259,7 @@ def wait_for_a_new_worker(server, timeout=10):
 def test_a_body_that_trickles_in_after_the_answer_closes_the_connection(one_worker_patient):
     """What is left of the body is dropped only if it comes within 0.1 s in
     all: a byte every 50 ms held the worker for as long as it kept coming."""
-    request = raw_predict_request(b'{"text": "', "Basic bm9ib2R5Om5vdGhpbmc=", 10_000)
+    request = raw_predict_request(b'{"text": "', NOBODY, 10_000)
     with socket.create_connection(("127.0.0.1", one_worker_patient.port), timeout=10) as client:
         client.sendall(request)
         assert read_answer(client)[0].startswith(b"HTTP/1.1 401")
@@ -283,7 +287,7 @@ def test_a_malformed_rest_of_a_body_gets_no_second_answer(one_worker_on_sqlite):
     body): gunicorn's error answer, written after it, would be read as the
     answer to the client's next request."""
     head = (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Authorization: Basic bm9ib2R5Om5vdGhpbmc=\r\nContent-Type: application/json\r\n"
+            + f"Authorization: {NOBODY}\r\n".encode() + b"Content-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n")
     with socket.create_connection(("127.0.0.1", one_worker_on_sqlite.port), timeout=10) as client:
         client.sendall(head + b"5\r\nhello\r\nZZ\r\n")
