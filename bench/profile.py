@@ -31,6 +31,8 @@ PARTS = [
     ("request body and checks", "check_texts", "sentiment/service.py"),
     ("model", "current_model", "sentiment/service.py"),
     ("model", "predict", "sentiment/model.py"),
+    # What predict_and_store calls since the twelfth round (8049be2).
+    ("model", "predict_rows", "sentiment/model.py"),
     # Predictions are stored by _Inserts.store (the driver's own INSERT), not
     # the session; the whole call is the database's time.
     ("database", "store", "sentiment/service.py"),

@@ -39,6 +39,12 @@ closed instead where the answer ended in an error or fell short of its
 Content-Length, the request asked for it, or the application left more
 than a little of the request's body unread; and, with gunicorn's certfile,
 after every answer, as gunicorn does.
+
+A kept connection stays with the worker that accepted it, and which worker
+accepts is a race. So each worker publishes how many connections it holds
+(sentiment/heldconnections.py), and one holding LET_GO_MARGIN more than
+another lets one go now and then: that answer says "Connection: close",
+and the client connects again, to whichever worker accepts first.
 """
 import errno
 import fcntl
@@ -56,6 +62,7 @@ from gunicorn.http.body import LengthReader
 from gunicorn.workers import sync
 
 from . import lingering
+from .heldconnections import HeldConnections
 from .socketset import SocketSet
 
 IDLE_SECONDS = 30.0
@@ -80,6 +87,15 @@ MAX_DRAIN = 65536
 # the connection is closed, and the client sends the rest again (RFC 9112,
 # section 9.3.2), so that one connection cannot keep the others waiting.
 MAX_AHEAD = 16
+# A worker holding this many connections more than another lets one go: its
+# answer says "Connection: close", and the client connects again, to
+# whichever worker accepts first. At most one every LET_GO_SECONDS, as
+# clients that have been let go take a moment to come back and be counted.
+LET_GO_MARGIN = 2
+LET_GO_SECONDS = 0.05
+# The master's HeldConnections, made with its first worker and inherited
+# by every worker forked after.
+_held = None
 
 
 class IdleConnections(SocketSet):
@@ -166,12 +182,28 @@ def _quiet_client_timeouts(record):
     return True
 
 
+def _held_connections(directory):
+    global _held
+    if _held is None:
+        _held = HeldConnections(directory)
+    return _held
+
+
 class SyncWorker(sync.SyncWorker):
     """gunicorn's SyncWorker that leaves connections idle until their
     request begins to arrive (module docstring)."""
 
+    def __init__(self, *args, **kwargs):
+        # In the master, before the fork.
+        super().__init__(*args, **kwargs)
+        self.held = _held_connections(self.cfg.worker_tmp_dir)
+
     def init_process(self):
         self.idle = IdleConnections()
+        self.held.claim()
+        # Connections taken out of the idle set together and not served yet.
+        self._taken = 0
+        self._let_go_at = 0.0
         self.lingering = lingering.install()
         self.log.error_log.addFilter(_quiet_client_timeouts)
         # The answer of the request being served (gunicorn's Response).
@@ -191,10 +223,26 @@ class SyncWorker(sync.SyncWorker):
             answer = getattr(start_response, "__self__", None)
             if isinstance(answer, wsgi.Response):
                 self._answer = answer
-                if self.alive and self.cfg.keepalive > 0 and not self.cfg.is_ssl:
+                if (self.alive and self.cfg.keepalive > 0 and not self.cfg.is_ssl
+                        and not answer.req.should_close() and not self._holding_too_many()):
                     answer.must_close = False
             return application(environ, start_response)
         return call
+
+    def _holding_too_many(self):
+        """Whether this worker holds LET_GO_MARGIN connections more than
+        another, and has let none go for LET_GO_SECONDS: the connection
+        being answered is then closed after its answer."""
+        held = len(self.idle) + self._taken + 1  # the one being answered
+        self.held.publish(held)
+        fewest = self.held.fewest_elsewhere()
+        if fewest is None or held < fewest + LET_GO_MARGIN:
+            return False
+        now = time.monotonic()
+        if now < self._let_go_at + LET_GO_SECONDS:
+            return False
+        self._let_go_at = now
+        return True
 
     def run(self):
         self.wait_fds = self.wait_fds + [self.idle.fileno()]
@@ -204,6 +252,7 @@ class SyncWorker(sync.SyncWorker):
         # get their time to close before the process's exit resets them.
         if self.lingering is not None:
             self.lingering.finish()
+        self.held.release()
 
     def accept(self, listener):
         client, addr = listener.accept()
@@ -231,8 +280,12 @@ class SyncWorker(sync.SyncWorker):
         return ready
 
     def _serve_ready(self):
-        for listener, client, addr, parser in self.idle.ready():
+        ready = self.idle.ready()
+        for index, (listener, client, addr, parser) in enumerate(ready):
+            self._taken = len(ready) - index - 1
             self._serve(listener, client, addr, parser)
+        self._taken = 0
+        self.held.publish(len(self.idle))
 
     def _serve_parked_before_exit(self):
         """The loop has ended (a TERM, a HUP's restart, max_requests): the

@@ -319,6 +319,68 @@ def test_a_kept_connection_of_a_worker_told_to_stop_gets_its_answer_then_a_close
         assert read_to_end(kept) == b""
 
 
+def connections_per_worker(server):
+    """{worker pid: connections to the server's port it holds}, from /proc:
+    the established sockets of that port, by inode, and whose descriptors
+    name them."""
+    workers = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry}/stat") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == server.process.pid:
+                    workers.append(entry)
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == server.port:
+                    established.add(f"socket:[{fields[9]}]")
+    counts = {}
+    for pid in workers:
+        counts[pid] = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                counts[pid] += os.readlink(f"/proc/{pid}/fd/{fd}") in established
+    return counts
+
+
+def test_kept_connections_are_shared_out_when_a_worker_joins(one_worker_on_sqlite):
+    """Six kept connections, all accepted by the only worker. When a second
+    worker starts (TTIN), the first lets them go one at a time, each answer
+    saying "Connection: close", until the two hold three each; the clients
+    connect again, and no request fails on the way. Each round sends all
+    six requests before reading an answer, so a worker finds several ready
+    at once, as under load."""
+    server = one_worker_on_sqlite
+    address = ("127.0.0.1", server.port)
+    clients = [socket.create_connection(address, timeout=10) for _ in range(6)]
+
+    def a_request_on_each():
+        for client in clients:
+            client.sendall(HEALTH)
+        for index, client in enumerate(clients):
+            head, _ = read_answer(client)
+            assert head.startswith(b"HTTP/1.1 200")
+            if header(head, b"connection") == b"close":
+                client.close()
+                clients[index] = socket.create_connection(address, timeout=10)
+
+    try:
+        a_request_on_each()
+        assert sorted(connections_per_worker(server).values()) == [6]
+        os.kill(server.process.pid, signal.SIGTTIN)
+        wait_for_a_new_worker(server)
+        deadline = time.monotonic() + 20
+        while sorted(connections_per_worker(server).values()) != [3, 3]:
+            assert time.monotonic() < deadline, connections_per_worker(server)
+            a_request_on_each()
+            time.sleep(0.01)
+    finally:
+        for client in clients:
+            client.close()
+
+
 @pytest.fixture
 def connections():
     """Accepted server sides and their clients, closed at the end."""
