@@ -10,11 +10,13 @@ do (README, "The client's next request").
 
 The counts live in an anonymous shared mapping made in the master, before
 any worker is forked, so every worker sees the same pages. Each worker
-takes a slot of its own when it starts: the first slot whose byte of a
+takes a slot of its own when it starts accepting: the first slot whose byte of a
 lock file no other process holds (lockf). The kernel drops a process's
 locks when it exits, however it exits, so the slot of a worker killed by
 gunicorn's timeout is free for the next worker, and a slot whose lock no
-one holds is not counted even though its last count is still there.
+one holds is not counted even though its last count is still there (from
+the next look at which slots are held, at most CHECK_SECONDS later; a
+worker that stops in order clears its slot at once).
 """
 import fcntl
 import mmap
@@ -75,14 +77,17 @@ class HeldConnections:
             self._others = self._held_slots()
             self._checked = now
         values = self._values
-        return min((values[2 * slot + 1] for slot in self._others), default=None)
+        # A worker that has left since that look cleared its pid first.
+        return min((values[2 * slot + 1] for slot in self._others if values[2 * slot]),
+                   default=None)
 
     def release(self):
-        """A worker leaving: its count no longer counts."""
+        """A worker leaving (no longer accepting): its count no longer
+        counts, from now on."""
         if self.slot is None:
             return
-        self._values[2 * self.slot + 1] = 0
         self._values[2 * self.slot] = 0
+        self._values[2 * self.slot + 1] = 0
         try:
             fcntl.lockf(self._locks, fcntl.LOCK_UN, 1, self.slot)
         except OSError:

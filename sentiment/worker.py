@@ -200,7 +200,6 @@ class SyncWorker(sync.SyncWorker):
 
     def init_process(self):
         self.idle = IdleConnections()
-        self.held.claim()
         # Connections taken out of the idle set together and not served yet.
         self._taken = 0
         self._let_go_at = 0.0
@@ -246,13 +245,17 @@ class SyncWorker(sync.SyncWorker):
 
     def run(self):
         self.wait_fds = self.wait_fds + [self.idle.fileno()]
+        # Counted only while accepting: from when the application is loaded
+        # until the loop ends, so that no worker lets a connection go to one
+        # that cannot take it.
+        self.held.claim()
         super().run()
+        self.held.release()
         self._serve_parked_before_exit()
         # Stopping (a HUP, a TERM, max_requests): the last answers' clients
         # get their time to close before the process's exit resets them.
         if self.lingering is not None:
             self.lingering.finish()
-        self.held.release()
 
     def accept(self, listener):
         client, addr = listener.accept()
@@ -262,11 +265,12 @@ class SyncWorker(sync.SyncWorker):
         if self.idle:
             # Under steady load the worker never gets to wait(): idle
             # connections whose request came are served here too.
-            self._serve_ready()
+            self._serve_ready(waiting=1)
         if has_arrived(client):
             self._serve(listener, client, addr)
         else:
             self.idle.add(listener, client, addr)
+        self.held.publish(len(self.idle))
 
     def wait(self, timeout):
         left = self.idle.seconds_left()
@@ -279,10 +283,12 @@ class SyncWorker(sync.SyncWorker):
             ready = [fd for fd in ready if fd != self.idle.fileno()]
         return ready
 
-    def _serve_ready(self):
+    def _serve_ready(self, waiting=0):
+        """Serve the idle connections whose request has begun; `waiting`:
+        connections this worker holds outside the idle set meanwhile."""
         ready = self.idle.ready()
         for index, (listener, client, addr, parser) in enumerate(ready):
-            self._taken = len(ready) - index - 1
+            self._taken = waiting + len(ready) - index - 1
             self._serve(listener, client, addr, parser)
         self._taken = 0
         self.held.publish(len(self.idle))

@@ -2,6 +2,7 @@
 (sentiment/heldconnections.py), across real forked processes."""
 import os
 import signal
+import traceback
 
 import pytest
 
@@ -29,14 +30,17 @@ class Worker:
                 os.write(self._say, b"-" if slot is None else str(slot).encode())
                 os.read(self._told, 1)  # until the parent closes its end
                 held.release()
+            except BaseException:
+                os.write(self._say, b"!" + traceback.format_exc().encode()[-4000:])
             finally:
                 os._exit(0)
         os.close(self._say)
         os.close(self._told)
         self._tell = tell
         Worker.telling.add(tell)
-        answer = os.read(said, 16)
+        answer = os.read(said, 8192)
         os.close(said)
+        assert not answer.startswith(b"!"), answer.decode()
         self.slot = None if answer == b"-" else int(answer)
         self.running = True
 
@@ -104,10 +108,11 @@ def test_a_killed_worker_no_longer_counts_and_its_slot_is_taken_again(held, work
     assert held.fewest_elsewhere() == 4
 
 
-def test_a_worker_that_leaves_no_longer_counts(held, workers):
+def test_a_worker_that_leaves_no_longer_counts_at_once(held, workers):
     leaving = workers(0)
     workers(2)
     held.claim()
+    held.check_seconds = 60  # no new look at which slots are held
     assert held.fewest_elsewhere() == 0
     leaving.leave()
     assert held.fewest_elsewhere() == 2

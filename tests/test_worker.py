@@ -339,9 +339,10 @@ def connections_per_worker(server):
     counts = {}
     for pid in workers:
         counts[pid] = 0
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                counts[pid] += os.readlink(f"/proc/{pid}/fd/{fd}") in established
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    counts[pid] += os.readlink(f"/proc/{pid}/fd/{fd}") in established
     return counts
 
 
@@ -349,22 +350,27 @@ def test_kept_connections_are_shared_out_when_a_worker_joins(one_worker_on_sqlit
     """Six kept connections, all accepted by the only worker. When a second
     worker starts (TTIN), the first lets them go one at a time, each answer
     saying "Connection: close", until the two hold three each; the clients
-    connect again, and no request fails on the way. Each round sends all
-    six requests before reading an answer, so a worker finds several ready
-    at once, as under load."""
+    connect again, and no request fails on the way. Then the split holds,
+    and no answer says "Connection: close". Each round sends all six
+    requests before reading an answer, so a worker finds several ready at
+    once, as under load."""
     server = one_worker_on_sqlite
     address = ("127.0.0.1", server.port)
     clients = [socket.create_connection(address, timeout=10) for _ in range(6)]
 
     def a_request_on_each():
+        """How many answers said "Connection: close"."""
+        closed = 0
         for client in clients:
             client.sendall(HEALTH)
         for index, client in enumerate(clients):
             head, _ = read_answer(client)
             assert head.startswith(b"HTTP/1.1 200")
             if header(head, b"connection") == b"close":
+                closed += 1
                 client.close()
                 clients[index] = socket.create_connection(address, timeout=10)
+        return closed
 
     try:
         a_request_on_each()
@@ -376,6 +382,12 @@ def test_kept_connections_are_shared_out_when_a_worker_joins(one_worker_on_sqlit
             assert time.monotonic() < deadline, connections_per_worker(server)
             a_request_on_each()
             time.sleep(0.01)
+        # Longer than a worker waits before it looks again at who else is there.
+        settled = time.monotonic() + 1.5
+        while time.monotonic() < settled:
+            assert a_request_on_each() == 0
+            time.sleep(0.01)
+        assert sorted(connections_per_worker(server).values()) == [3, 3]
     finally:
         for client in clients:
             client.close()
