@@ -249,8 +249,10 @@ class SyncWorker(sync.SyncWorker):
         # until the loop ends, so that no worker lets a connection go to one
         # that cannot take it.
         self.held.claim()
-        super().run()
-        self.held.release()
+        try:
+            super().run()
+        finally:
+            self.held.release()
         self._serve_parked_before_exit()
         # Stopping (a HUP, a TERM, max_requests): the last answers' clients
         # get their time to close before the process's exit resets them.
