@@ -280,6 +280,7 @@ class SyncWorker(sync.SyncWorker):
             timeout = min(timeout, left)
         ready = super().wait(timeout)
         self._serve_ready()
+        self.held.publish(len(self.idle))
         if ready:
             # Only listening sockets (and gunicorn's pipe) for the caller.
             ready = [fd for fd in ready if fd != self.idle.fileno()]
@@ -293,7 +294,6 @@ class SyncWorker(sync.SyncWorker):
             self._taken = waiting + len(ready) - index - 1
             self._serve(listener, client, addr, parser)
         self._taken = 0
-        self.held.publish(len(self.idle))
 
     def _serve_parked_before_exit(self):
         """The loop has ended (a TERM, a HUP's restart, max_requests): the
