@@ -118,31 +118,14 @@ static int get_buffer(PyObject *object, Py_buffer *view, const char *name, char 
         const real_t *coef_of = (const real_t *)m->coef_of;                   \
         const real_t *intercept_of = m->intercept.buf;                        \
         real_t *score = (real_t *)m->out.buf + r * k;                         \
-        if (k == 3) {                                                         \
-            /* In registers: through memory, each addition waited for the   \
-             * store of the one before it. The same additions, in order. */  \
-            real_t s0 = 0, s1 = 0, s2 = 0;                                    \
-            for (Py_ssize_t i = 0; i < size_m; i++) {                         \
-                real_t value = (real_t)values[i];                             \
-                const real_t *coefficients = coef_of + distinct[i] * coef_stride; \
-                s0 += value * coefficients[0];                                \
-                s1 += value * coefficients[1];                                \
-                s2 += value * coefficients[2];                                \
-            }                                                                 \
-            score[0] = s0 + intercept_of[0];                                  \
-            score[1] = s1 + intercept_of[1];                                  \
-            score[2] = s2 + intercept_of[2];                                  \
-        } else {                                                              \
-            for (Py_ssize_t c = 0; c < k; c++)                                \
-                score[c] = 0;                                                 \
-            for (Py_ssize_t i = 0; i < size_m; i++) {                         \
-                real_t value = (real_t)values[i];                             \
-                const real_t *coefficients = coef_of + distinct[i] * coef_stride; \
-                for (Py_ssize_t c = 0; c < k; c++)                            \
-                    score[c] += value * coefficients[c];                      \
-            }                                                                 \
-            for (Py_ssize_t c = 0; c < k; c++)                                \
-                score[c] += intercept_of[c];                                  \
+        /* One class at a time, its sum in a register: summed through the    \
+         * output array, each addition waited for the store of the one       \
+         * before it. Each class gets the same additions, in order. */      \
+        for (Py_ssize_t c = 0; c < k; c++) {                                  \
+            real_t sum = 0;                                                   \
+            for (Py_ssize_t i = 0; i < size_m; i++)                           \
+                sum += (real_t)values[i] * coef_of[distinct[i] * coef_stride + c]; \
+            score[c] = sum + intercept_of[c];                                 \
         }                                                                     \
     }
 
