@@ -12,6 +12,9 @@
  * whitespace becomes one space whatever it holds, so the regex's newline
  * rule changes nothing there.
  *
+ * And, for the start of normalize(), emoticon_start(): whether an emoticon
+ * can begin anywhere in the text.
+ *
  * Optional, like _decision.c: without it text.py runs the Python steps.
  */
 #define PY_SSIZE_T_CLEAN
@@ -136,14 +139,54 @@ static PyObject *squeeze(PyObject *self, PyObject *args)
     return result;
 }
 
+PyDoc_STRVAR(emoticon_start_doc,
+"emoticon_start(text) -> bool\n\n"
+"Whether text._EMOTICON_STARTS, (?:^|\\s)[:;=xX(]|<3|[xX][dD], finds\n"
+"anything in the text: where an emoticon could begin.");
+
+/* An emoticon's first character after whitespace or at the start. */
+static int opens_emoticon(Py_UCS4 c)
+{
+    return c == ':' || c == ';' || c == '=' || c == 'x' || c == 'X' || c == '(';
+}
+
+/* One pass over the text where re made two searches (for any emoticon
+ * character, then for a start) over every text: 7-8 % of a 100-text
+ * request's instructions, most of them on texts without any emoticon.
+ * re's \s for str is Py_UNICODE_ISSPACE, and ^ only the very start. */
+static PyObject *emoticon_start(PyObject *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "emoticon_start() takes a str");
+        return NULL;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    int after_space = 1;  /* ^ */
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (after_space && opens_emoticon(c))
+            Py_RETURN_TRUE;
+        if ((c == '<' || c == 'x' || c == 'X') && i + 1 < length) {
+            Py_UCS4 next = PyUnicode_READ(kind, data, i + 1);
+            if (c == '<' ? next == '3' : next == 'd' || next == 'D')
+                Py_RETURN_TRUE;
+        }
+        after_space = Py_UNICODE_ISSPACE(c);
+    }
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef methods[] = {
     {"squeeze", squeeze, METH_VARARGS, squeeze_doc},
+    {"emoticon_start", emoticon_start, METH_O, emoticon_start_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_normalize",
-    "The end of text.normalize() in C (see sentiment/_normalize.c).", -1, methods,
+    "Parts of text.normalize() in C (see sentiment/_normalize.c).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__normalize(void)

@@ -9,9 +9,9 @@ import unicodedata
 
 try:
     # Built by `pip install -e .` (setup.py); without it, the same in Python.
-    from ._normalize import squeeze as _squeeze
+    from . import _normalize as _compiled
 except ImportError:  # pragma: no cover - depends on the install
-    _squeeze = None
+    _compiled = None
 
 _URL = re.compile(r"(https?://\S+|www\.\S+)")
 _MENTION = re.compile(r"@\w+")
@@ -152,19 +152,21 @@ def normalize(text):
         text = _URL.sub(" url ", text)
     if "@" in text:
         text = _MENTION.sub(" @user ", text)
+    compiled = _compiled
     # Nine texts in ten have none of the emoticons' characters: one search
     # for any of them costs less than a set of the text's characters.
-    if _EMOTICON_CHARACTERS.search(text) and _EMOTICON_STARTS.search(text):
+    if (compiled.emoticon_start(text) if compiled is not None
+            else _EMOTICON_CHARACTERS.search(text) and _EMOTICON_STARTS.search(text)):
         for pattern, word, needs in _EMOTICONS:
             for character in needs:
                 if character in text:
                     text = pattern.sub(word, text)
                     break
-    if _squeeze is not None:
+    if compiled is not None:
         # Emoji, ’ and the last three steps in one pass through
         # sentiment/_normalize.c, which looks up only non-ASCII characters:
         # translate() looked up every one (normalize: 4.4 -> 2.3 us a text).
-        return _squeeze(text.lower(), _NORMALIZED)
+        return compiled.squeeze(text.lower(), _NORMALIZED)
     if text.isascii():
         # No emoji and no ’ to look for (isascii() is a flag, not a scan),
         # and lower() keeps ASCII text ASCII.

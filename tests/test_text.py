@@ -115,20 +115,20 @@ PIECES = [":)", ":-(", ";)", "=)", ":'(", "(:", "<3", "xD", "XDD", "x3", ":P", "
 
 def normalize_in_python(text):
     """normalize() without sentiment/_normalize.c."""
-    squeeze, text_module._squeeze = text_module._squeeze, None
+    compiled, text_module._compiled = text_module._compiled, None
     try:
         return normalize(text)
     finally:
-        text_module._squeeze = squeeze
+        text_module._compiled = compiled
 
 
 @pytest.fixture
-def compiled_squeeze():
-    if text_module._squeeze is None:
+def compiled_text():
+    if text_module._compiled is None:
         missing("sentiment/_normalize.c is not built (pip install -e .)")
 
 
-@pytest.mark.usefixtures("compiled_squeeze")
+@pytest.mark.usefixtures("compiled_text")
 @given(st.lists(st.sampled_from(PIECES) | st.characters(codec="utf-8"), max_size=30).map("".join))
 @settings(max_examples=1500, deadline=None)
 def test_normalize_is_its_plain_definition(text):
@@ -138,7 +138,7 @@ def test_normalize_is_its_plain_definition(text):
     assert normalize_in_python(text) == expected
 
 
-@pytest.mark.usefixtures("compiled_squeeze")
+@pytest.mark.usefixtures("compiled_text")
 def test_normalize_is_its_plain_definition_on_the_corpus():
     texts = corpus_texts(None)
     assert len(texts) > 5000
@@ -146,7 +146,7 @@ def test_normalize_is_its_plain_definition_on_the_corpus():
     assert [t for t in texts if normalize_in_python(t) != normalize_plainly(t)] == []
 
 
-@pytest.mark.usefixtures("compiled_squeeze")
+@pytest.mark.usefixtures("compiled_text")
 def test_normalize_is_its_plain_definition_for_every_character():
     # The compiled way lower-cases first and then turns emoji, ’ and
     # accents in one table: every non-ASCII character, between spaces and
@@ -167,9 +167,36 @@ def test_the_character_tables_stay_bounded():
     assert len(text_module._STRIPPED) <= text_module._KEPT_CHARACTERS
 
 
-@pytest.mark.usefixtures("compiled_squeeze")
+@pytest.mark.usefixtures("compiled_text")
+@given(st.lists(st.sampled_from(PIECES) | st.characters(codec="utf-8"), max_size=30).map("".join))
+@settings(max_examples=1500, deadline=None)
+def test_emoticon_start_finds_what_the_regex_finds(text):
+    # normalize() looks for emoticons only where this says one may begin.
+    expected = text_module._EMOTICON_STARTS.search(text) is not None
+    assert text_module._compiled.emoticon_start(text) is expected
+
+
+@pytest.mark.usefixtures("compiled_text")
+def test_emoticon_start_after_every_kind_of_space_and_on_the_corpus():
+    start = text_module._compiled.emoticon_start
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    for space in spaces:
+        for opener in ":;=xX(":
+            assert start(f"ab{space}{opener}b")
+        assert not start(f"ab{space}b")
+    for text in ["x", "(", "<3", "xd", "aXDa", ":", "hola :", "\u3000="]:
+        assert start(text), text
+    for text in ["", "a:", "a(", "ax", "<", "< 3", "ax\nd", "\u00a0", "\u200b:"]:
+        assert not start(text), text
+    texts = corpus_texts(None)
+    assert [t for t in texts if start(t) is not (text_module._EMOTICON_STARTS.search(t) is not None)] == []
+    with pytest.raises(TypeError):
+        start(b":)")
+
+
+@pytest.mark.usefixtures("compiled_text")
 def test_compiled_squeeze_refuses_bad_arguments():
-    squeeze = text_module._squeeze
+    squeeze = text_module._compiled.squeeze
     assert squeeze("  Aaaa\t\tbbb  ", {}) == "Aaa bb"
     assert squeeze("x\x00", {}) == "x\x00"  # no lookup: the table gives nothing
     with pytest.raises(TypeError):
