@@ -60,8 +60,15 @@ static int make_room(Py_ssize_t width)
 }
 
 /* Marks the row's columns; 0, or -1 when a column occurs `limit` times or
- * more (then nothing is left marked). */
-static int mark_row(const int64_t *row, Py_ssize_t size, unsigned limit)
+ * more (then nothing is left marked). Each new column's idf (packed: and
+ * coefficients, the same 16 bytes) is fetched meanwhile, where score_rows
+ * waited on each in turn: the model is 2 MB, which the rest of a request
+ * pushes out of the core's cache. decision_of_blocks inside 100-text
+ * requests, median of 600, six rounds taking turns: 0.45-0.64 -> 0.33-0.47
+ * ms; in a loop over one batch, whose model stays cached, no gain (the
+ * thirteenth round's measure). */
+static int mark_row(const int64_t *row, Py_ssize_t size, unsigned limit, const float *idf_of,
+                    Py_ssize_t idf_stride)
 {
     for (Py_ssize_t i = 0; i < size; i++) {
         int64_t c = row[i];
@@ -75,6 +82,8 @@ static int mark_row(const int64_t *row, Py_ssize_t size, unsigned limit)
             return -1;
         }
         if (count == 1) {
+            if (idf_of)
+                __builtin_prefetch(idf_of + c * idf_stride);
             seen_bits[c >> 6] |= (uint64_t)1 << (c & 63);
             seen_words[c >> 12] |= (uint64_t)1 << ((c >> 6) & 63);
         }
@@ -232,7 +241,7 @@ static PyObject *score_rows(const Model *m, const int64_t *order, const Py_ssize
     for (Py_ssize_t r = 0; r < n_rows; r++) {
         const int64_t *row = order + row_start[r];
         Py_ssize_t size = row_start[r + 1] - row_start[r];
-        if (mark_row(row, size, limit) < 0) {
+        if (mark_row(row, size, limit, have_idf ? idf_of : NULL, idf_stride) < 0) {
             result = Py_False;
             goto done;
         }
