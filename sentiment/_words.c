@@ -852,19 +852,60 @@ static int latin1_word(Column_list *found, Word_cache *cache, PyObject *missing,
     return failed ? -1 : 0;
 }
 
-/* The words of a Latin-1 text, cut as str.split() cuts them; -1 on error. */
+/* How many words of a text latin1_text() looks up together. */
+enum { AHEAD = 32 };
+
+/* The words of a Latin-1 text, cut as str.split() cuts them; -1 on error.
+ * AHEAD words at a time, with the memory each needs fetched for all of
+ * them first, as find_all() does for the word table: its slot, then the
+ * bytes and columns of the slot it will be found in. Looked up one after
+ * the other, each word waited on memory three times: under load the rest
+ * of a request pushes the cache's few MB out of the core's own cache
+ * (by_word on a 100-text batch: 0.02 ms in a loop, 0.12-0.20 inside
+ * requests). The prefetches only read: missing() may change the cache
+ * meanwhile, and latin1_word() finds each word again. */
 static int latin1_text(Column_list *found, Word_cache *cache, PyObject *missing, PyObject *text)
 {
     const unsigned char *data = PyUnicode_1BYTE_DATA(text);
     Py_ssize_t size = PyUnicode_GET_LENGTH(text), i = 0;
     while (i < size) {
-        while (i < size && Py_UNICODE_ISSPACE(data[i]))
-            i++;
-        Py_ssize_t start = i;
-        while (i < size && !Py_UNICODE_ISSPACE(data[i]))
-            i++;
-        if (i > start && latin1_word(found, cache, missing, data + start, i - start, NULL) < 0)
-            return -1;
+        Py_ssize_t starts[AHEAD], sizes[AHEAD];
+        uint64_t hashes[AHEAD];
+        int n = 0;
+        while (n < AHEAD && i < size) {
+            while (i < size && Py_UNICODE_ISSPACE(data[i]))
+                i++;
+            Py_ssize_t start = i;
+            while (i < size && !Py_UNICODE_ISSPACE(data[i]))
+                i++;
+            if (i > start) {
+                starts[n] = start;
+                sizes[n] = i - start;
+                hashes[n] = hash_of(data + start, i - start);
+                __builtin_prefetch(&cache->slots[hashes[n] & cache->mask]);
+                n++;
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            uint32_t tag = (uint32_t)(hashes[j] >> 32);
+            for (uint64_t k = hashes[j] & cache->mask;; k = (k + 1) & cache->mask) {
+                const Known *slot = &cache->slots[k];
+                if (!slot->length)
+                    break;
+                if (slot->tag == tag && slot->length == (uint64_t)sizes[j]) {
+                    __builtin_prefetch(cache->keys + slot->offset);
+                    if (cache->columns.items) {
+                        __builtin_prefetch(cache->columns.items + slot->first);
+                        if (slot->count > 8)
+                            __builtin_prefetch(cache->columns.items + slot->first + 8);
+                    }
+                    break;
+                }
+            }
+        }
+        for (int j = 0; j < n; j++)
+            if (latin1_word(found, cache, missing, data + starts[j], sizes[j], NULL) < 0)
+                return -1;
     }
     return 0;
 }

@@ -659,6 +659,14 @@ def test_word_cache_keeps_latin1_words_and_leaves_the_rest_to_the_dict(compiled_
     assert _by_word_lists(["ab cd ab ef"], {}, meddling, busy) == [
         [2, ord("a"), 2, ord("c"), 2, ord("a"), 2, ord("e")]]
 
+    # A text of more words than by_word looks up at once, spaces of every
+    # width between them, the cache filled and emptied on the way.
+    many = [f"w{i % 40}" for i in range(75)]
+    text = "".join(f"{word}{' ' * (i % 3 + 1)}" for i, word in enumerate(many))
+    for limit in (1000, 7):
+        assert _by_word_lists([text, text], {}, columns_of, model_module._compiled_word_cache(
+            limit)) == [[n for word in many for n in (len(word), ord("w"))]] * 2
+
     with pytest.raises(ValueError):
         model_module._compiled_word_cache(0)
     with pytest.raises(ValueError):  # a capsule of another kind
