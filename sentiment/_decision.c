@@ -61,7 +61,7 @@ static int make_room(Py_ssize_t width)
 
 /* Marks the row's columns; 0, or -1 when a column occurs `limit` times or
  * more (then nothing is left marked). Each new column's idf (packed: and
- * coefficients, the same 16 bytes) is fetched meanwhile, where score_rows
+ * its coefficients beside it, 16 bytes for three classes) is fetched meanwhile, where score_rows
  * waited on each in turn: the model is 2 MB, which the rest of a request
  * pushes out of the core's cache. decision_of_blocks inside 100-text
  * requests, median of 600, six rounds taking turns: 0.45-0.64 -> 0.33-0.47

@@ -48,6 +48,10 @@ static int reserve(Column_list *list, Py_ssize_t more)
 {
     if (list->size + more <= list->room)
         return 0;
+    if (more > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)sizeof(int64_t) - list->size) {
+        PyErr_NoMemory();
+        return -1;
+    }
     Py_ssize_t room = list->room ? list->room : 1024;
     while (room < list->size + more)
         room *= 2;
@@ -101,15 +105,23 @@ static int bytes_room(Py_UCS1 **buffer, Py_ssize_t *room, Py_ssize_t size)
  * times `per_char`, and in `counts` for one per text, before any is
  * appended: grown from nothing, by doubling, a 100-text batch's character
  * n-grams (~20,000 columns) were copied five times over. Texts must be a
- * list of str (checked as they are read). A guess, not a limit. */
+ * list of str (checked as they are read). A guess, not a limit, and at
+ * most PRESIZE_MAX characters' worth: beyond that the lists grow as they
+ * fill. */
+enum { PRESIZE_MAX = 1 << 20 };
+
 static int presize(Column_list *found, Column_list *counts, PyObject *texts, Py_ssize_t per_char)
 {
     Py_ssize_t characters = 0, n = PyList_GET_SIZE(texts);
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < n && characters < PRESIZE_MAX; i++) {
         PyObject *text = PyList_GET_ITEM(texts, i);
         if (PyUnicode_Check(text))
             characters += PyUnicode_GET_LENGTH(text);
     }
+    if (characters > PRESIZE_MAX)
+        characters = PRESIZE_MAX;
+    if (n > PRESIZE_MAX)
+        n = PRESIZE_MAX;
     return reserve(found, characters * per_char + 1) < 0 || reserve(counts, n + 1) < 0 ? -1 : 0;
 }
 

@@ -10,6 +10,9 @@ import unicodedata
 try:
     # Built by `pip install -e .` (setup.py); without it, the same in Python.
     from . import _normalize as _compiled
+    if not hasattr(_compiled, "emoticon_start"):  # pragma: no cover - a stale build
+        # Built before emoticon_start: the Python way, all of it, until rebuilt.
+        _compiled = None
 except ImportError:  # pragma: no cover - depends on the install
     _compiled = None
 

@@ -659,13 +659,21 @@ def test_word_cache_keeps_latin1_words_and_leaves_the_rest_to_the_dict(compiled_
     assert _by_word_lists(["ab cd ab ef"], {}, meddling, busy) == [
         [2, ord("a"), 2, ord("c"), 2, ord("a"), 2, ord("e")]]
 
-    # A text of more words than by_word looks up at once, spaces of every
-    # width between them, the cache filled and emptied on the way.
+    # A text of more words than by_word looks up at once, Latin-1's spaces
+    # between them, the cache filled and emptied on the way: each word gets
+    # its own columns, in the order of the words.
+    ids = {}
+
+    def numbered(word):
+        return np.array([len(word), ids.setdefault(word, len(ids))], dtype=np.int64).tobytes()
+
     many = [f"w{i % 40}" for i in range(75)]
-    text = "".join(f"{word}{' ' * (i % 3 + 1)}" for i, word in enumerate(many))
+    spaces = [" ", "\xa0", "\x85", "\x1c\t", "   "]
+    text = "".join(f"{word}{spaces[i % len(spaces)]}" for i, word in enumerate(many))
     for limit in (1000, 7):
-        assert _by_word_lists([text, text], {}, columns_of, model_module._compiled_word_cache(
-            limit)) == [[n for word in many for n in (len(word), ord("w"))]] * 2
+        got = _by_word_lists([text, text], {}, numbered, model_module._compiled_word_cache(limit))
+        assert got == [[n for word in many for n in (len(word), ids[word])]] * 2
+    assert len(ids) == 40
 
     with pytest.raises(ValueError):
         model_module._compiled_word_cache(0)
