@@ -61,12 +61,12 @@ static int make_room(Py_ssize_t width)
 
 /* Marks the row's columns; 0, or -1 when a column occurs `limit` times or
  * more (then nothing is left marked). Each new column's idf (packed: and
- * its coefficients beside it, 16 bytes for three classes) is fetched meanwhile, where score_rows
- * waited on each in turn: the model is 2 MB, which the rest of a request
- * pushes out of the core's cache. decision_of_blocks inside 100-text
- * requests, median of 600, six rounds taking turns: 0.45-0.64 -> 0.33-0.47
- * ms; in a loop over one batch, whose model stays cached, no gain (the
- * thirteenth round's measure). */
+ * its coefficients beside it, 16 bytes for three classes) is fetched
+ * meanwhile, where score_rows waited on each in turn: the model is 2 MB,
+ * which the rest of a request pushes out of the core's cache.
+ * decision_of_blocks inside 100-text requests, median of 600, six rounds
+ * taking turns: 0.45-0.64 -> 0.33-0.47 ms; in a loop over one batch, whose
+ * model stays cached, no gain (the thirteenth round's measure). */
 static int mark_row(const int64_t *row, Py_ssize_t size, unsigned limit, const float *idf_of,
                     Py_ssize_t idf_stride)
 {

@@ -156,8 +156,10 @@ def normalize(text):
     if "@" in text:
         text = _MENTION.sub(" @user ", text)
     compiled = _compiled
-    # Nine texts in ten have none of the emoticons' characters: one search
-    # for any of them costs less than a set of the text's characters.
+    # Nine texts in ten have none of the emoticons' characters. Compiled:
+    # one pass for where an emoticon may begin (re's two searches were 7 %
+    # of a 100-text request); in Python, one search for any of their
+    # characters costs less than a set of the text's characters.
     if (compiled.emoticon_start(text) if compiled is not None
             else _EMOTICON_CHARACTERS.search(text) and _EMOTICON_STARTS.search(text)):
         for pattern, word, needs in _EMOTICONS:
