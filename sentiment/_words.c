@@ -293,9 +293,10 @@ typedef struct {
 
 #define WORD_CACHE_NAME "sentiment._words.word_cache"
 
-static const Known *known(const Word_cache *cache, const unsigned char *data, Py_ssize_t size)
+/* The slot of the word with these bytes and hash_of() hash, or NULL. */
+static const Known *known(const Word_cache *cache, const unsigned char *data, Py_ssize_t size,
+                          uint64_t hash)
 {
-    uint64_t hash = hash_of(data, size);
     uint32_t tag = (uint32_t)(hash >> 32);
     for (uint64_t i = hash & cache->mask;; i = (i + 1) & cache->mask) {
         const Known *slot = &cache->slots[i];
@@ -315,11 +316,12 @@ static void forget_all(Word_cache *cache)
 }
 
 /* Keeps the word's columns (int64, `count` of them); -1 on error. A word
- * already there (another thread's, while missing() ran) is left as it is. */
+ * already there (another thread's, while missing() ran) is left as it is.
+ * `hash`: hash_of() the word's bytes. */
 static int remember_word(Word_cache *cache, const unsigned char *data, Py_ssize_t size,
-                         const int64_t *columns, Py_ssize_t count)
+                         uint64_t hash, const int64_t *columns, Py_ssize_t count)
 {
-    if (known(cache, data, size) || size > UINT32_MAX || count > UINT32_MAX)
+    if (known(cache, data, size, hash) || size > UINT32_MAX || count > UINT32_MAX)
         return 0;  /* (too large: never the case for a word; just not kept) */
     if (cache->used >= cache->limit || cache->keys_size + size > UINT32_MAX
         || cache->columns.size + count > UINT32_MAX)
@@ -328,7 +330,6 @@ static int remember_word(Word_cache *cache, const unsigned char *data, Py_ssize_
     if (bytes_room(&cache->keys, &cache->keys_room, cache->keys_size + size) < 0 ||
         append_all(&cache->columns, columns, count) < 0)
         return -1;
-    uint64_t hash = hash_of(data, size);
     uint64_t i = hash & cache->mask;
     while (cache->slots[i].length)
         i = (i + 1) & cache->mask;
@@ -837,14 +838,15 @@ PyDoc_STRVAR(by_word_doc,
 "missing(word)'s bytes are kept there. The result as for columns(). For\n"
 "character n-grams that never cross a word (char_wb).");
 
-/* The columns of a Latin-1 word (its bytes; `word` its str, or NULL to
- * make one if needed) from the word cache, or from missing(), then kept
- * there; -1 on error. Nothing of the cache is held across missing(),
- * whose Python code may let another thread change it. */
+/* The columns of a Latin-1 word (its bytes and their hash_of(); `word` its
+ * str, or NULL to make one if needed) from the word cache, or from
+ * missing(), then kept there; -1 on error. Nothing of the cache is held
+ * across missing(), whose Python code may let another thread change it. */
 static int latin1_word(Column_list *found, Word_cache *cache, PyObject *missing,
-                       const unsigned char *data, Py_ssize_t size, PyObject *word)
+                       const unsigned char *data, Py_ssize_t size, uint64_t hash,
+                       PyObject *word)
 {
-    const Known *slot = known(cache, data, size);
+    const Known *slot = known(cache, data, size, hash);
     if (slot)  /* (append_all runs no Python code: the cache stays as it is;
                 * with no columns kept yet, items may be NULL) */
         return slot->count ? append_all(found, cache->columns.items + slot->first, slot->count)
@@ -858,7 +860,7 @@ static int latin1_word(Column_list *found, Word_cache *cache, PyObject *missing,
         return -1;
     /* extend() refuses anything but int64 bytes before they are kept. */
     int failed = extend(found, columns) < 0 ||
-        remember_word(cache, data, size, (const int64_t *)PyBytes_AS_STRING(columns),
+        remember_word(cache, data, size, hash, (const int64_t *)PyBytes_AS_STRING(columns),
                       PyBytes_GET_SIZE(columns) / (Py_ssize_t)sizeof(int64_t)) < 0;
     Py_DECREF(columns);
     return failed ? -1 : 0;
@@ -875,7 +877,7 @@ enum { AHEAD = 32 };
  * of a request pushes the cache's few MB out of the core's own cache
  * (by_word on a 100-text batch: 0.02 ms in a loop, 0.12-0.20 inside
  * requests). The prefetches only read: missing() may change the cache
- * meanwhile, and latin1_word() finds each word again. */
+ * meanwhile, and latin1_word() finds each word again (from its hash). */
 static int latin1_text(Column_list *found, Word_cache *cache, PyObject *missing, PyObject *text)
 {
     const unsigned char *data = PyUnicode_1BYTE_DATA(text);
@@ -916,7 +918,8 @@ static int latin1_text(Column_list *found, Word_cache *cache, PyObject *missing,
             }
         }
         for (int j = 0; j < n; j++)
-            if (latin1_word(found, cache, missing, data + starts[j], sizes[j], NULL) < 0)
+            if (latin1_word(found, cache, missing, data + starts[j], sizes[j], hashes[j],
+                            NULL) < 0)
                 return -1;
     }
     return 0;
@@ -962,8 +965,10 @@ static PyObject *by_word(PyObject *self, PyObject *args)
                 PyObject *word = PyList_GET_ITEM(split, j);
                 int failed;
                 if (words && is_latin1(word)) {
-                    failed = latin1_word(&found, words, missing, PyUnicode_1BYTE_DATA(word),
-                                         PyUnicode_GET_LENGTH(word), word) < 0;
+                    const Py_UCS1 *bytes = PyUnicode_1BYTE_DATA(word);
+                    Py_ssize_t size = PyUnicode_GET_LENGTH(word);
+                    failed = latin1_word(&found, words, missing, bytes, size,
+                                         hash_of(bytes, size), word) < 0;
                 } else {
                     PyObject *columns = PyDict_GetItemWithError(cache, word);
                     if (columns)
