@@ -241,7 +241,7 @@ static PyObject *score_rows(const Model *m, const int64_t *order, const Py_ssize
     for (Py_ssize_t r = 0; r < n_rows; r++) {
         const int64_t *row = order + row_start[r];
         Py_ssize_t size = row_start[r + 1] - row_start[r];
-        if (mark_row(row, size, limit, have_idf ? idf_of : NULL, idf_stride) < 0) {
+        if (mark_row(row, size, limit, idf_of, idf_stride) < 0) {
             result = Py_False;
             goto done;
         }
