@@ -93,6 +93,9 @@ MAX_AHEAD = 16
 # clients that have been let go take a moment to come back and be counted.
 LET_GO_MARGIN = 2
 LET_GO_SECONDS = 0.05
+# An answer's head goes out in one send() with its body up to this size
+# (_Answer); a larger body is not copied for it.
+ONE_SEND_UP_TO = 256 * 1024
 # The master's HeldConnections, made with its first worker and inherited
 # by every worker forked after.
 _held = None
@@ -145,9 +148,38 @@ class _Client(socket.socket):
     have let the client read meanwhile: Linux wakes a writer only once a
     third of the send buffer is free, and that buffer grows to 4 MB."""
 
-    __slots__ = ()
+    __slots__ = ("_holding", "_head")
+
+    def __init__(self, *args, **kwargs):
+        self._holding = False
+        self._head = None
+        super().__init__(*args, **kwargs)
+
+    def hold_next(self):
+        """Keep the next sendall()'s bytes (an answer's head) to go out with
+        the next bytes sent, or at send_held()."""
+        self._holding = True
+
+    def send_held(self):
+        head, self._head = self._head, None
+        self._holding = False
+        if head:
+            self.sendall(head)
+
+    def sendfile(self, file, offset=0, count=None):
+        self.send_held()
+        return super().sendfile(file, offset, count)
 
     def sendall(self, data, flags=0):
+        if self._holding:
+            self._holding = False
+            self._head = bytes(data)
+            return
+        if self._head is not None:
+            if len(data) <= ONE_SEND_UP_TO:
+                data, self._head = self._head + data, None
+            else:
+                self.send_held()
         with memoryview(data) as view, view.cast("B") as left:
             size = len(left)
             sent = self.send(left, flags)
@@ -158,6 +190,32 @@ class _Client(socket.socket):
                 except TimeoutError:
                     if before is None or _unacknowledged(self) >= before:
                         raise
+
+
+class _Answer(wsgi.Response):
+    """gunicorn's answer, whose head goes out in the same send() as the
+    first bytes of its body. gunicorn sends them apart: on a connection
+    with TCP_NODELAY, two segments, and the client woken for each. On a
+    virtual machine a wake-up on another CPU is dear (hello-world with one
+    connection, six rounds taking turns: 1,759 -> 1,918 req/s). An answer
+    without a body sends its head when it closes; a file sent with
+    sendfile() gets its head just before."""
+
+    def send_headers(self):
+        if not self.headers_sent:
+            self.sock.hold_next()
+        super().send_headers()
+
+    def close(self):
+        super().close()
+        self.sock.send_held()
+
+
+def send_head_with_body(answer):
+    """Make gunicorn's answer (made by gunicorn's handle_request) an _Answer,
+    where its connection is this worker's."""
+    if type(answer) is wsgi.Response and isinstance(answer.sock, _Client):
+        answer.__class__ = _Answer
 
 
 def _unacknowledged(sock):
@@ -222,6 +280,7 @@ class SyncWorker(sync.SyncWorker):
             answer = getattr(start_response, "__self__", None)
             if isinstance(answer, wsgi.Response):
                 self._answer = answer
+                send_head_with_body(answer)
                 if (self.alive and self.cfg.keepalive > 0 and not self.cfg.is_ssl
                         and not answer.req.should_close() and not self._holding_too_many()):
                     answer.must_close = False
@@ -359,6 +418,12 @@ class SyncWorker(sync.SyncWorker):
             self._keep_or_close(kept, listener, client, addr, parser)
 
     def _keep_or_close(self, kept, listener, client, addr, parser):
+        if isinstance(client, _Client):
+            try:
+                # A head whose body failed to come: sent, as gunicorn would have.
+                client.send_held()
+            except OSError:
+                kept = False
         if kept:
             try:
                 self.idle.add(listener, client, addr, parser, seconds=self.cfg.keepalive)

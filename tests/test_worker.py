@@ -10,9 +10,13 @@ import time
 import urllib.request
 
 import pytest
+from gunicorn import http as gunicorn_http
+from gunicorn.config import Config
+from gunicorn.http import wsgi
 
 from conftest import AUTH, PASSWORD, USERNAME
 from helpers import Gunicorn, raw_predict_request, read_answer, read_answers
+from sentiment import worker
 from sentiment.worker import IdleConnections
 
 
@@ -453,3 +457,93 @@ def test_a_connection_watched_again_keeps_only_its_new_deadline(connections):
     assert idle.ready() == []
     assert served.fileno() != -1 and len(idle) == 1
     assert idle.seconds_left() > 29
+
+
+class _CountingClient(worker._Client):
+    """The worker's connection, counting its send() calls."""
+
+    def send(self, data, flags=0):
+        self.sends.append(bytes(data))
+        return super().send(data, flags)
+
+
+def serve_one(app, request=b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"):
+    """One request through gunicorn's parser and answer on the worker's kind
+    of connection, as handle_request serves it; (the bytes of each send(),
+    all the bytes the client received)."""
+    ours, theirs = socket.socketpair()
+    client = _CountingClient(ours.family, ours.type, ours.proto, fileno=ours.detach())
+    client.sends = []
+    received = []
+
+    def read_all():  # as the client does meanwhile: a large answer fills the buffers
+        while chunk := theirs.recv(1 << 20):
+            received.append(chunk)
+    reader = threading.Thread(target=read_all)
+    with theirs:
+        theirs.sendall(request)
+        reader.start()
+        config = Config()
+        request = next(gunicorn_http.get_parser(config, client, ("127.0.0.1", 1)))
+        answer, environ = wsgi.create(request, client, ("127.0.0.1", 1), ("127.0.0.1", 2), config)
+        worker.send_head_with_body(answer)
+        body = app(environ, answer.start_response)
+        if isinstance(body, environ["wsgi.file_wrapper"]):
+            answer.write_file(body)
+        else:
+            for chunk in body:
+                answer.write(chunk)
+        answer.close()
+        if hasattr(body, "close"):
+            body.close()
+        client.close()
+        reader.join(10)
+    return client.sends, b"".join(received)
+
+
+def app_answering(*chunks, length=None):
+    def app(environ, start_response):
+        size = sum(len(c) for c in chunks) if length is None else length
+        start_response("200 OK", [("Content-Length", str(size)), ("X-Test", "yes")])
+        return list(chunks)
+    return app
+
+
+def test_an_answers_head_goes_out_in_the_same_send_as_its_body():
+    sends, received = serve_one(app_answering(b'{"label": "positive"}'))
+    assert len(sends) == 1
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"X-Test: yes" in head
+    assert body == b'{"label": "positive"}'
+
+
+def test_the_chunks_after_the_first_and_a_large_body_go_out_after_the_head():
+    sends, received = serve_one(app_answering(b"one,", b"two,", b"three"))
+    assert len(sends) == 3 and sends[0].endswith(b"\r\n\r\none,")
+    assert received.partition(b"\r\n\r\n")[2] == b"one,two,three"
+    large = bytes(range(256)) * (worker.ONE_SEND_UP_TO // 256 + 1)
+    sends, received = serve_one(app_answering(large))
+    assert sends[0].endswith(b"\r\n\r\n") and b"".join(sends[1:]) == large
+    assert received.partition(b"\r\n\r\n")[2] == large
+
+
+def test_an_answer_without_a_body_still_sends_its_head():
+    sends, received = serve_one(app_answering(b"not sent", length=8),
+                                request=b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n") and received.endswith(b"\r\n\r\n")
+    assert b"not sent" not in received
+    sends, received = serve_one(app_answering())
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 0" in received
+
+
+def test_a_file_sent_with_sendfile_comes_after_its_head(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"id,label\n1,positive\n")
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", str(path.stat().st_size))])
+        return environ["wsgi.file_wrapper"](open(path, "rb"))
+    sends, received = serve_one(app)
+    assert len(sends) == 1 and sends[0].endswith(b"\r\n\r\n")  # the file: sendfile()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and body == b"id,label\n1,positive\n"
