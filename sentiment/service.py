@@ -164,12 +164,16 @@ class _Inserts:
             # Many rows as one array per column: psycopg adapts nine arrays
             # far faster than nine parameters per row (100 rows: 0.9 ms of
             # client CPU instead of 3.4 with SQLAlchemy's many-row VALUES).
+            # In binary (%(name)b): an array's text form has psycopg search
+            # every value with a regular expression for what to quote, and
+            # the server parse it back (100 rows, twentieth round's machine:
+            # 2.87 -> 0.65 ms of client CPU, 4.26 -> 1.74 ms to the answer).
             quote = dialect.identifier_preparer.quote
             names = ", ".join(map(quote, _COLUMNS))
             # Without the length: a cast to VARCHAR(n) would cut a longer
             # value short, where the INSERT itself refuses it.
             arrays = ", ".join(
-                f"%({name})s::{re.sub(r'[(].*[)]', '', _PREDICTION.c[name].type.compile(dialect))}[]"
+                f"%({name})b::{re.sub(r'[(].*[)]', '', _PREDICTION.c[name].type.compile(dialect))}[]"
                 for name in _COLUMNS)
             self.unnest = (f"INSERT INTO {quote(_PREDICTION.name)} ({names}) SELECT {names} "
                            f"FROM unnest({arrays}) WITH ORDINALITY AS given({names}, position) "

@@ -40,6 +40,18 @@ def test_batch_answer_is_what_was_stored(client):
         assert {k: row[k] for k in prediction} == prediction
 
 
+def test_a_batch_of_texts_with_quotes_braces_and_blanks_is_stored_as_sent(client):
+    """What an array's text form must quote or escape (PostgreSQL's batch
+    INSERT sends each column as one array) comes back as it was sent."""
+    texts = ['Dijo "genial", pero {no}', "C:\\temp\\ y \\\"", "NULL", "null", " espacios ",
+             "a,b;c", "tab\tand\nnewline", "\u3000ideográfico\u2028", "{}", '"', "\\",
+             "ünïcødé 😀 \U0001F600", "x" * 5000]
+    body = client.post("/predict", json={"texts": texts}, headers=AUTH).get_json()
+    assert [p["text"] for p in body["predictions"]] == texts
+    listed = client.get(f"/predictions?per_page={len(texts)}", headers=AUTH).get_json()["items"]
+    assert sorted(item["text"] for item in listed) == sorted(texts)
+
+
 def test_a_batch_is_stored_in_one_insert_statement(app, client, monkeypatch):
     """A 100-text batch is one INSERT sent to the database (100 rows of
     VALUES on SQLite, one array INSERT on PostgreSQL), not one statement per
