@@ -170,10 +170,11 @@ class _Inserts:
             # 2.87 -> 0.65 ms of client CPU, 4.26 -> 1.74 ms to the answer).
             quote = dialect.identifier_preparer.quote
             names = ", ".join(map(quote, _COLUMNS))
+            binary = "b" if dialect.driver == "psycopg" else "s"  # psycopg2 has no %b
             # Without the length: a cast to VARCHAR(n) would cut a longer
             # value short, where the INSERT itself refuses it.
             arrays = ", ".join(
-                f"%({name})b::{re.sub(r'[(].*[)]', '', _PREDICTION.c[name].type.compile(dialect))}[]"
+                f"%({name}){binary}::{re.sub(r'[(].*[)]', '', _PREDICTION.c[name].type.compile(dialect))}[]"
                 for name in _COLUMNS)
             self.unnest = (f"INSERT INTO {quote(_PREDICTION.name)} ({names}) SELECT {names} "
                            f"FROM unnest({arrays}) WITH ORDINALITY AS given({names}, position) "

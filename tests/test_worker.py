@@ -467,13 +467,15 @@ class _CountingClient(worker._Client):
         return super().send(data, flags)
 
 
-def serve_one(app, request=b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"):
+def serve_one(app, request=b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", failing=None, sends=None):
     """One request through gunicorn's parser and answer on the worker's kind
     of connection, as handle_request serves it; (the bytes of each send(),
-    all the bytes the client received)."""
+    all the bytes the client received). `failing`: the exception the app's
+    answer raises, after which the connection is closed, as gunicorn's
+    handle_request closes it. `sends`: a list to record the sends in."""
     ours, theirs = socket.socketpair()
     client = _CountingClient(ours.family, ours.type, ours.proto, fileno=ours.detach())
-    client.sends = []
+    client.sends = [] if sends is None else sends
     received = []
 
     def read_all():  # as the client does meanwhile: a large answer fills the buffers
@@ -488,12 +490,18 @@ def serve_one(app, request=b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"):
         answer, environ = wsgi.create(request, client, ("127.0.0.1", 1), ("127.0.0.1", 2), config)
         worker.send_head_with_body(answer)
         body = app(environ, answer.start_response)
-        if isinstance(body, environ["wsgi.file_wrapper"]):
-            answer.write_file(body)
+        try:
+            if isinstance(body, environ["wsgi.file_wrapper"]):
+                answer.write_file(body)
+            else:
+                for chunk in body:
+                    answer.write(chunk)
+            answer.close()
+        except Exception as exc:
+            if failing is None or not isinstance(exc, failing):
+                raise
         else:
-            for chunk in body:
-                answer.write(chunk)
-        answer.close()
+            assert failing is None, f"{failing} not raised"
         if hasattr(body, "close"):
             body.close()
         client.close()
@@ -547,3 +555,37 @@ def test_a_file_sent_with_sendfile_comes_after_its_head(tmp_path):
     assert len(sends) == 1 and sends[0].endswith(b"\r\n\r\n")  # the file: sendfile()
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK") and body == b"id,label\n1,positive\n"
+
+
+def test_a_head_whose_body_fails_after_it_still_goes_out_as_gunicorn_sends_it():
+    """The head is held only within one call of gunicorn's answer: one that
+    no bytes follow (a HEAD's, an app that fails after it, a body that is
+    not bytes) reaches the client before the connection closes."""
+    def failing_after_the_head(environ, start_response):
+        start_response("200 OK", [("Content-Length", "4")])
+        yield b"body"
+        raise RuntimeError("the app failed after its first chunk")
+    _, received = serve_one(failing_after_the_head, failing=RuntimeError,
+                            request=b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n") and received.endswith(b"\r\n\r\n")
+
+    def answering_text(environ, start_response):
+        start_response("200 OK", [("Content-Length", "4")])
+        return ["text"]
+    _, received = serve_one(answering_text, failing=TypeError)
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n") and received.endswith(b"\r\n\r\n")
+
+
+def test_a_streamed_answers_head_goes_out_with_its_first_empty_chunk():
+    """An app that yields b"" first to send its head at once (no
+    Content-Length: chunked) gets it sent then, not with the next chunk."""
+    sends, seen = [], []
+
+    def streaming(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b""
+        seen.extend(sends)  # what had gone out before the next chunk
+        yield b"later"
+    _, received = serve_one(streaming, sends=sends)
+    assert len(seen) == 1 and seen[0].endswith(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in received and b"later" in received
