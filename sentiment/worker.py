@@ -210,9 +210,9 @@ def _head_with_first_bytes(method):
 class _Answer(wsgi.Response):
     """gunicorn's answer, whose head goes out in the same send() as the
     first bytes of its body. gunicorn sends them apart: on a connection
-    with TCP_NODELAY, two segments, and the client woken for each. On a
-    virtual machine a wake-up on another CPU is dear (hello-world with one
-    connection, six rounds taking turns: 1,759 -> 1,918 req/s). A head
+    with TCP_NODELAY, two segments, two system calls, and the client
+    woken for each; on a virtual machine a wake-up on another CPU is dear
+    (README, "Where one request's time goes"). A head
     with no bytes after it in the same call (no body, an empty chunk, a
     body that is not bytes) goes out alone, as gunicorn sends it; a file
     sent with sendfile() gets its head just before."""
