@@ -161,6 +161,7 @@ class _Client(socket.socket):
         self._holding = True
 
     def send_held(self):
+        """Send what hold_next() kept, if anything, and hold no more."""
         head, self._head = self._head, None
         self._holding = False
         if head:
@@ -210,12 +211,12 @@ def _head_with_first_bytes(method):
 class _Answer(wsgi.Response):
     """gunicorn's answer, whose head goes out in the same send() as the
     first bytes of its body. gunicorn sends them apart: on a connection
-    with TCP_NODELAY, two segments, two system calls, and the client
-    woken for each; on a virtual machine a wake-up on another CPU is dear
-    (README, "Where one request's time goes"). A head
-    with no bytes after it in the same call (no body, an empty chunk, a
-    body that is not bytes) goes out alone, as gunicorn sends it; a file
-    sent with sendfile() gets its head just before."""
+    with TCP_NODELAY, two segments, two system calls, and the client woken
+    for each; on a virtual machine a wake-up on another CPU is dear
+    (README, "Where one request's time goes"). A head with no bytes after
+    it in the same call (no body, an empty chunk, a body that is not
+    bytes) goes out alone, as gunicorn sends it; a file sent with
+    sendfile() gets its head just before."""
 
     write = _head_with_first_bytes(wsgi.Response.write)
     sendfile = _head_with_first_bytes(wsgi.Response.sendfile)
