@@ -308,6 +308,28 @@ static const Known *known(const Word_cache *cache, const unsigned char *data, Py
     }
 }
 
+/* known()'s probe, asking for memory instead of comparing: the bytes and
+ * columns of the first slot whose tag and length match (the one the word
+ * will nearly always be found in), so that known() finds them cached. */
+static void fetch_known(const Word_cache *cache, Py_ssize_t size, uint64_t hash)
+{
+    uint32_t tag = (uint32_t)(hash >> 32);
+    for (uint64_t i = hash & cache->mask;; i = (i + 1) & cache->mask) {
+        const Known *slot = &cache->slots[i];
+        if (!slot->length)
+            return;
+        if (slot->tag == tag && slot->length == (uint64_t)size) {
+            __builtin_prefetch(cache->keys + slot->offset);
+            if (cache->columns.items) {
+                __builtin_prefetch(cache->columns.items + slot->first);
+                if (slot->count > 8)
+                    __builtin_prefetch(cache->columns.items + slot->first + 8);
+            }
+            return;
+        }
+    }
+}
+
 static void forget_all(Word_cache *cache)
 {
     memset(cache->slots, 0, (cache->mask + 1) * sizeof(Known));
@@ -900,23 +922,8 @@ static int latin1_text(Column_list *found, Word_cache *cache, PyObject *missing,
                 n++;
             }
         }
-        for (int j = 0; j < n; j++) {
-            uint32_t tag = (uint32_t)(hashes[j] >> 32);
-            for (uint64_t k = hashes[j] & cache->mask;; k = (k + 1) & cache->mask) {
-                const Known *slot = &cache->slots[k];
-                if (!slot->length)
-                    break;
-                if (slot->tag == tag && slot->length == (uint64_t)sizes[j]) {
-                    __builtin_prefetch(cache->keys + slot->offset);
-                    if (cache->columns.items) {
-                        __builtin_prefetch(cache->columns.items + slot->first);
-                        if (slot->count > 8)
-                            __builtin_prefetch(cache->columns.items + slot->first + 8);
-                    }
-                    break;
-                }
-            }
-        }
+        for (int j = 0; j < n; j++)
+            fetch_known(cache, sizes[j], hashes[j]);
         for (int j = 0; j < n; j++)
             if (latin1_word(found, cache, missing, data + starts[j], sizes[j], hashes[j],
                             NULL) < 0)
