@@ -113,6 +113,11 @@ PIECES = [":)", ":-(", ";)", "=)", ":'(", "(:", "<3", "xD", "XDD", "x3", ":P", "
           "½", "\x00", "İ", "\x1c", "\u2028", "\n\n\n", "¿¿¿", "ñññ", "Ñ\u0303"]
 
 
+# Texts of emoticon pieces among any characters.
+EMOTICON_TEXTS = st.lists(st.sampled_from(PIECES) | st.characters(codec="utf-8"),
+                          max_size=30).map("".join)
+
+
 def normalize_in_python(text):
     """normalize() without sentiment/_normalize.c."""
     compiled, text_module._compiled = text_module._compiled, None
@@ -129,7 +134,7 @@ def compiled_text():
 
 
 @pytest.mark.usefixtures("compiled_text")
-@given(st.lists(st.sampled_from(PIECES) | st.characters(codec="utf-8"), max_size=30).map("".join))
+@given(EMOTICON_TEXTS)
 @settings(max_examples=1500, deadline=None)
 def test_normalize_is_its_plain_definition(text):
     # The model's features depend on it: a difference would change answers.
@@ -168,7 +173,7 @@ def test_the_character_tables_stay_bounded():
 
 
 @pytest.mark.usefixtures("compiled_text")
-@given(st.lists(st.sampled_from(PIECES) | st.characters(codec="utf-8"), max_size=30).map("".join))
+@given(EMOTICON_TEXTS)
 @settings(max_examples=1500, deadline=None)
 def test_emoticon_start_finds_what_the_regex_finds(text):
     # normalize() looks for emoticons only where this says one may begin.
